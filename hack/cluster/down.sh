@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# hack/cluster/down.sh — stop the local control plane started by up.sh (make cluster-down).
+#
+# Stops exactly the processes named by the PID files under .cluster/run/ (each
+# checked to still be that component, so a reused PID is never signalled):
+# SIGTERM, then SIGKILL after a grace period; never kills by name. Then removes
+# the cluster state (etcd data, certificates, logs). Safe with nothing running,
+# stale PID files or a half-started cluster. The build cache is kept.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+state="${SIMJOB_CLUSTER_DIR:-$repo/.cluster}"
+run="$state/run"
+log() { printf '[cluster] %s\n' "$*" >&2; }
+
+# Reverse start order: KWOK and controllers before the API server, etcd last.
+for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  f="$run/$c.pid"
+  [ -f "$f" ] || continue
+  pid="$(cat "$f")"
+  if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$c"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do [ -e "/proc/$pid" ] || break; sleep 0.2; done
+    if [ -e "/proc/$pid" ]; then
+      log "$c (pid $pid) did not stop after 10 s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    log "stopped $c (pid $pid)"
+  else
+    log "stale PID file for $c (pid $pid is not $c); removing it"
+  fi
+  rm -f "$f"
+done
+if [ -d "$state" ]; then
+  rm -rf "$state"
+  log "removed $state"
+fi

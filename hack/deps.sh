@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# hack/deps.sh — make sure the machine has what the build and tests call
+# (Debian packages; Go comes with the machine). Slurm and munge are installed by
+# hack/slurm/up.sh. Quiet when everything is there.
+set -euo pipefail
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl ca-certificates)
+command -v ss >/dev/null || need+=(iproute2)
+command -v setsid >/dev/null || need+=(util-linux)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "[deps] installing ${need[*]} with apt-get…" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! command -v go >/dev/null; then
+  echo "[deps] ERROR: no Go toolchain on PATH; the local control plane is built from Go modules (go >= $(awk '/^go /{print $2}' hack/cluster/go.mod))." >&2
+  exit 1
+fi

@@ -1,0 +1,368 @@
+"""The SimJob API: pydantic models that are the single source of truth.
+
+``crds/`` (and the Helm chart's copy) are generated from these classes by
+``simjob_operator.crd_generation``; handlers parse API objects into them.
+Field descriptions become ``kubectl explain`` text; ``json_schema_extra`` carries
+the Kubernetes-only schema keys (CEL rules, list/map types) that pydantic cannot
+express. Cross-field rules the API server can check live here as CEL; rules that
+need other objects (the tier) are checked by the operator (see ``validation``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from .constants import (
+    MAX_RUNTIME_SECONDS_CEILING,
+    POD_METADATA_MAX_ENTRIES,
+    SIMJOB_NAME_MAX_LENGTH,
+    SIMTIER_NAME_MAX_LENGTH,
+)
+
+# A non-negative Kubernetes resource quantity ("500m", "2", "4Gi", "1.5").
+QUANTITY_PATTERN = (
+    r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+# RFC 1123 subdomain, the name of a cluster-scoped object such as a SimTier.
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Slurm partition / QoS / account names are passed to sbatch: keep them plain.
+SLURM_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# CEL (Kubernetes quantity library): a quantity above zero; malformed ones are left
+# to the pattern's clearer message.
+POSITIVE_QUANTITY_RULE = "!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))"
+
+
+def cel(rule: str, message: str, *, reason: str | None = None) -> dict[str, str]:
+    """One ``x-kubernetes-validations`` entry."""
+    entry = {"rule": rule, "message": message}
+    if reason is not None:
+        entry["reason"] = reason
+    return entry
+
+
+class ApiModel(BaseModel):
+    """Base: camelCase on the wire, snake_case in Python, unknown keys ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=False,
+    )
+
+    def to_api(self) -> dict[str, Any]:
+        """The object as the API server stores it (camelCase, no nulls)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+# --------------------------------------------------------------------------- SimTier
+
+
+class SlurmTierSpec(ApiModel):
+    """How a tier maps onto sbatch options at a Slurm site."""
+
+    partition: str | None = Field(
+        default=None, max_length=64, pattern=SLURM_NAME_PATTERN,
+        description="Slurm partition (sbatch --partition).",
+    )
+    qos: str | None = Field(
+        default=None, max_length=64, pattern=SLURM_NAME_PATTERN,
+        description="Slurm quality of service (sbatch --qos).",
+    )
+    account: str | None = Field(
+        default=None, max_length=64, pattern=SLURM_NAME_PATTERN,
+        description="Slurm account charged for the job (sbatch --account).",
+    )
+    cpus_per_task: int | None = Field(
+        default=None, ge=1, le=4096,
+        description="sbatch --cpus-per-task; defaults to the tier's cpu rounded up.",
+    )
+    memory: str | None = Field(
+        default=None, max_length=32, pattern=QUANTITY_PATTERN,
+        description="sbatch --mem as a quantity (e.g. 4Gi); defaults to the tier's memory.",
+    )
+
+
+class SimTierSpec(ApiModel):
+    """Resources, time limit and concurrency that a tier grants to each SimJob."""
+
+    cpu: str = Field(
+        max_length=32, pattern=QUANTITY_PATTERN,
+        description="CPU per SimJob as a Kubernetes quantity (e.g. 2 or 500m); "
+        "the pod's request and limit.",
+        json_schema_extra={
+            "x-kubernetes-validations": [cel(POSITIVE_QUANTITY_RULE, "cpu must be above 0")],
+        },
+    )
+    memory: str = Field(
+        max_length=32, pattern=QUANTITY_PATTERN,
+        description="Memory per SimJob as a Kubernetes quantity (e.g. 4Gi); "
+        "the pod's request and limit.",
+        json_schema_extra={
+            "x-kubernetes-validations": [cel(POSITIVE_QUANTITY_RULE, "memory must be above 0")],
+        },
+    )
+    gpu: int = Field(default=0, ge=0, le=64, description="GPUs per SimJob (nvidia.com/gpu).")
+    max_runtime_seconds: int = Field(
+        gt=0, le=MAX_RUNTIME_SECONDS_CEILING,
+        description="Longest wall time a SimJob of this tier may run; "
+        "SimJobs may ask for less, never more.",
+    )
+    max_concurrent_per_owner: int = Field(
+        default=1, ge=1, le=100000,
+        description="How many SimJobs of one owner may run at once in this tier; "
+        "the rest wait in phase Queued (reason WaitingForSlot).",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0,
+        description="Delete finished SimJobs of this tier after this many seconds; "
+        "unset keeps them.",
+    )
+    priority_class_name: str | None = Field(
+        default=None, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
+        description="PriorityClass given to the pods of this tier.",
+    )
+    slurm: SlurmTierSpec | None = Field(
+        default=None, description="Slurm options used when a SimJob runs on Slurm."
+    )
+
+
+class SimTierStatus(ApiModel):
+    """Observed state of a SimTier (reserved; the operator may fill it)."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The generation last seen by the operator."
+    )
+
+
+class SimTier(ApiModel):
+    """A resource tier (cluster-scoped) that SimJobs name in spec.tier."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(f"self.metadata.name.size() <= {SIMTIER_NAME_MAX_LENGTH}",
+                    f"metadata.name must be at most {SIMTIER_NAME_MAX_LENGTH} characters "
+                    "(it is used as the label value simjob.io/tier)"),
+            ],
+        },
+    )
+
+    spec: SimTierSpec = Field(description="What the tier grants.")
+    status: SimTierStatus | None = Field(default=None, description="Observed state.")
+
+
+# --------------------------------------------------------------------------- SimJob
+
+
+class EnvVar(ApiModel):
+    """One environment variable for the simulation."""
+
+    name: str = Field(
+        min_length=1, max_length=256, pattern=ENV_NAME_PATTERN,
+        description="Variable name (letters, digits, underscore; not starting with a digit).",
+    )
+    value: str = Field(default="", max_length=32768, description="Variable value.")
+
+
+class PodMetadata(ApiModel):
+    """Labels and annotations copied onto the pod that runs the simulation."""
+
+    labels: dict[str, str] = Field(
+        default_factory=dict, max_length=POD_METADATA_MAX_ENTRIES,
+        description="Labels for the pod. Keys under simjob.io/ are reserved.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.all(k, !k.startsWith('simjob.io/'))",
+                    "label keys under simjob.io/ are reserved for the operator"),
+            ],
+        },
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, max_length=POD_METADATA_MAX_ENTRIES,
+        description="Annotations for the pod. Keys under simjob.io/ are reserved.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.all(k, !k.startsWith('simjob.io/'))",
+                    "annotation keys under simjob.io/ are reserved for the operator"),
+            ],
+        },
+    )
+
+
+class SimJobSpec(ApiModel):
+    """What to run, on which tier and backend, and whether to cancel it."""
+
+    # The field rule on owner only runs when old and new both have it; this one
+    # also forbids adding or removing it (either would change the slot identity).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("has(self.owner) == has(oldSelf.owner)",
+                    "owner cannot be added or removed after creation"),
+            ],
+        },
+    )
+
+    tier: str = Field(
+        min_length=1, max_length=SIMTIER_NAME_MAX_LENGTH, pattern=DNS_SUBDOMAIN_PATTERN,
+        description="Name of the SimTier that sets resources and limits. Immutable.",
+        json_schema_extra={
+            "x-kubernetes-validations": [cel("self == oldSelf", "tier is immutable")],
+        },
+    )
+    owner: str | None = Field(
+        default=None, min_length=1, max_length=63,
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+        description="Identity used for slots and accounting; defaults to the namespace. "
+        "Immutable once set.",
+        json_schema_extra={
+            "x-kubernetes-validations": [cel("self == oldSelf", "owner is immutable")],
+        },
+    )
+    backend: Literal["kubernetes", "slurm"] = Field(
+        default="kubernetes",
+        description="Where the simulation runs: kubernetes (a batch/v1 Job) or slurm.",
+    )
+    image: str | None = Field(
+        default=None, min_length=1, max_length=1024,
+        description="Container image; required when backend is kubernetes.",
+    )
+    command: list[str] = Field(
+        min_length=1, max_length=256,
+        description="The program and its first arguments (argv, never a shell string).",
+        json_schema_extra={"items": {"minLength": 1}},
+    )
+    args: list[str] = Field(
+        default_factory=list, max_length=4096, description="Further arguments after command."
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list, max_length=1024,
+        description="Environment variables for the simulation.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["name"],
+        },
+    )
+    working_dir: str | None = Field(
+        default=None, min_length=1, max_length=4096,
+        description="Working directory of the simulation.",
+    )
+    max_runtime_seconds: int | None = Field(
+        default=None, gt=0, le=MAX_RUNTIME_SECONDS_CEILING,
+        description="Wall-time limit in seconds; at most the tier's maxRuntimeSeconds, "
+        "which is also the default.",
+    )
+    pod_metadata: PodMetadata | None = Field(
+        default=None, description="Labels and annotations for the pod (kubernetes backend)."
+    )
+    cancel: bool = Field(
+        default=False,
+        description="Set to true to cancel: the operator stops the simulation and the "
+        "SimJob ends Cancelled. Cannot be set back to false.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self || !oldSelf", "cancel cannot be set back to false once true"),
+            ],
+        },
+    )
+
+
+class Condition(ApiModel):
+    """A standard Kubernetes condition."""
+
+    type: str = Field(description="Condition type: Admitted, Running or Finished.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(default="", description="One-word CamelCase reason.")
+    message: str = Field(default="", description="Human-readable detail.")
+    last_transition_time: str | None = Field(
+        default=None, description="When status last changed (RFC 3339)."
+    )
+    observed_generation: int | None = Field(
+        default=None, description="The SimJob generation this condition was set for."
+    )
+
+
+class BackendRef(ApiModel):
+    """Where the simulation runs."""
+
+    kind: str = Field(description="Job (kubernetes) or SlurmJob (slurm).")
+    name: str | None = Field(default=None, description="Name of the batch/v1 Job.")
+    id: str | None = Field(default=None, description="Slurm job id.")
+    cluster: str | None = Field(default=None, description="SlurmCluster name (slurm).")
+
+
+class Resources(ApiModel):
+    """Effective resources granted by the tier."""
+
+    cpu: str = Field(description="CPU quantity.")
+    memory: str = Field(description="Memory quantity.")
+    gpu: int = Field(default=0, description="GPUs.")
+
+
+class Usage(ApiModel):
+    """Resource use, for accounting."""
+
+    wall_seconds: float = Field(default=0.0, description="Wall time from start to end.")
+    cpu_seconds: float = Field(default=0.0, description="wallSeconds times the tier's CPUs.")
+
+
+class SimJobStatus(ApiModel):
+    """Observed state of a SimJob, written only by the operator."""
+
+    phase: Literal[
+        "Pending", "Queued", "Running", "Succeeded", "Failed", "Cancelled", "TimedOut"
+    ] | None = Field(default=None, description="Where the SimJob is in its life.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Admitted, Running and Finished conditions.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    observed_generation: int | None = Field(
+        default=None, description="The generation last acted on."
+    )
+    owner: str | None = Field(
+        default=None,
+        description="Effective owner: spec.owner, or the namespace when it is unset "
+        "(shown in the OWNER column).",
+    )
+    queued_time: str | None = Field(default=None, description="When it entered Queued.")
+    queue_position: int | None = Field(
+        default=None, description="1-based place among this owner's SimJobs waiting for the tier."
+    )
+    start_time: str | None = Field(default=None, description="When the simulation started.")
+    completion_time: str | None = Field(default=None, description="When it finished.")
+    exit_code: int | None = Field(default=None, description="Exit code of the simulation.")
+    reason: str | None = Field(default=None, description="Reason for the current phase.")
+    message: str | None = Field(default=None, description="Human-readable detail.")
+    backend_ref: BackendRef | None = Field(default=None, description="The backend object.")
+    resources: Resources | None = Field(default=None, description="Effective resources.")
+    effective_max_runtime_seconds: int | None = Field(
+        default=None, description="The wall-time limit in force."
+    )
+    usage: Usage | None = Field(default=None, description="Resource use so far.")
+
+
+class SimJob(ApiModel):
+    """A simulation run (namespaced)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(f"self.metadata.name.size() <= {SIMJOB_NAME_MAX_LENGTH}",
+                    f"metadata.name must be at most {SIMJOB_NAME_MAX_LENGTH} characters "
+                    "(its Job is named sj-<name> and labelled with it)"),
+            ],
+        },
+    )
+
+    spec: SimJobSpec = Field(description="What to run.")
+    status: SimJobStatus | None = Field(default=None, description="Observed state.")

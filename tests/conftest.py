@@ -1,0 +1,48 @@
+"""Session fixtures that hand tests the real local control plane and Slurm.
+
+``kubeconfig`` runs hack/cluster/up.sh (idempotent: a running cluster is reused)
+and returns the admin kubeconfig; if this session started the cluster, it stops
+it at the end (hack/cluster/down.sh, by PID files). ``slurm_env`` does the same
+for hack/slurm/up.sh via tests/slurm_env.py. Set SIMJOB_KEEP_CLUSTER=1 to leave
+what a session started running for the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CLUSTER_DIR = REPO / ".cluster"
+KUBECONFIG = CLUSTER_DIR / "kubeconfig"
+
+
+def _cluster_running() -> bool:
+    result = subprocess.run(
+        [str(CLUSTER_DIR / "bin" / "kubectl"), "--kubeconfig", str(KUBECONFIG),
+         "get", "--raw", "/readyz"],
+        capture_output=True, check=False, timeout=30,
+    ) if (CLUSTER_DIR / "bin" / "kubectl").exists() else None
+    return result is not None and result.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Iterator[Path]:
+    """The admin kubeconfig of the real local control plane (started if needed)."""
+    started_here = not _cluster_running()
+    subprocess.run([str(REPO / "hack" / "cluster" / "up.sh")], check=True, timeout=3600)
+    try:
+        yield KUBECONFIG
+    finally:
+        if started_here and os.environ.get("SIMJOB_KEEP_CLUSTER") != "1":
+            subprocess.run([str(REPO / "hack" / "cluster" / "down.sh")], check=False, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def kubectl_path() -> Path:
+    """kubectl built from the same Kubernetes release as the API server."""
+    return CLUSTER_DIR / "bin" / "kubectl"

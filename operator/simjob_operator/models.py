@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
 from .constants import (
@@ -37,9 +37,9 @@ ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 POSITIVE_QUANTITY_RULE = "!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))"
 
 
-def cel(rule: str, message: str, *, reason: str | None = None) -> dict[str, str]:
+def cel(rule: str, message: str, *, reason: str | None = None) -> dict[str, JsonValue]:
     """One ``x-kubernetes-validations`` entry."""
-    entry = {"rule": rule, "message": message}
+    entry: dict[str, JsonValue] = {"rule": rule, "message": message}
     if reason is not None:
         entry["reason"] = reason
     return entry

@@ -43,6 +43,27 @@ def kubeconfig() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
+def slurm_env() -> Iterator[dict[str, str]]:
+    """Environment for Slurm clients of the real local Slurm (started if needed)."""
+    from tests.slurm_env import slurm_environment
+
+    started_here = not _slurm_running()
+    env = slurm_environment(REPO)
+    try:
+        yield env
+    finally:
+        if started_here and os.environ.get("SIMJOB_KEEP_CLUSTER") != "1":
+            subprocess.run([str(REPO / "hack" / "slurm" / "down.sh")], check=False, timeout=120)
+
+
+def _slurm_running() -> bool:
+    """True when hack/slurm/up.sh finds everything running already (it is idempotent)."""
+    pid_dir = REPO / ".slurm" / "run"
+    pids = [p.read_text().strip() for p in pid_dir.glob("*.pid")] if pid_dir.is_dir() else []
+    return bool(pids) and all(Path(f"/proc/{pid}").exists() for pid in pids if pid)
+
+
+@pytest.fixture(scope="session")
 def kubectl_path() -> Path:
     """kubectl built from the same Kubernetes release as the API server."""
     return CLUSTER_DIR / "bin" / "kubectl"

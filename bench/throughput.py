@@ -71,14 +71,17 @@ class Run:
 
     def figures(self) -> tuple[float, float]:
         with self.lock:
-            return (max(self.running.values()) - self.started,
-                    max(self.succeeded.values()) - self.started)
+            return (
+                max(self.running.values()) - self.started,
+                max(self.succeeded.values()) - self.started,
+            )
 
 
 def write_counts(api: client.ApiClient) -> Counter[str]:
     """Write requests the API server has served so far, by resource."""
     response = api.rest_client.pool_manager.request(
-        "GET", api.configuration.host + "/metrics", preload_content=True)
+        "GET", api.configuration.host + "/metrics", preload_content=True
+    )
     text = response.data.decode()
     counts: Counter[str] = Counter()
     for line in text.splitlines():
@@ -92,8 +95,9 @@ def write_counts(api: client.ApiClient) -> Counter[str]:
 
 def effective() -> Effective:
     spec = SimJobSpec.model_validate({"tier": TIER, "image": IMAGE, "command": COMMAND})
-    result = resolve(spec, namespace="bench", tier_name=TIER,
-                     tier=SimTierSpec.model_validate(TIER_SPEC))
+    result = resolve(
+        spec, namespace="bench", tier_name=TIER, tier=SimTierSpec.model_validate(TIER_SPEC)
+    )
     assert isinstance(result, Effective), result
     return result
 
@@ -101,17 +105,21 @@ def effective() -> Effective:
 def bare_job(namespace: str, name: str) -> dict[str, Any]:
     """The Job the operator would create, without owner reference or simjob labels."""
     spec = SimJobSpec.model_validate({"tier": TIER, "image": IMAGE, "command": COMMAND})
-    job = build_job_manifest(namespace=namespace, name=name, uid=str(uuid.uuid4()),
-                             spec=spec, effective=effective())
+    job = build_job_manifest(
+        namespace=namespace, name=name, uid=str(uuid.uuid4()), spec=spec, effective=effective()
+    )
     job["metadata"] = {"name": name, "namespace": namespace, "labels": {"bench": "bare"}}
     job["spec"]["template"]["metadata"]["labels"] = {"bench": "bare"}
     return job
 
 
 def simjob(namespace: str, name: str) -> dict[str, Any]:
-    return {"apiVersion": c.API_VERSION, "kind": c.SIMJOB_KIND,
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"tier": TIER, "image": IMAGE, "command": COMMAND}}
+    return {
+        "apiVersion": c.API_VERSION,
+        "kind": c.SIMJOB_KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"tier": TIER, "image": IMAGE, "command": COMMAND},
+    }
 
 
 def create_all(create: Callable[[str], object], names: Iterable[str]) -> None:
@@ -120,8 +128,13 @@ def create_all(create: Callable[[str], object], names: Iterable[str]) -> None:
             future.result()
 
 
-def follow(run: Run, stream: Callable[..., Any], state_of: Callable[[dict[str, Any]], tuple[str, str]],
-           timeout: float, **kwargs: Any) -> None:
+def follow(
+    run: Run,
+    stream: Callable[..., Any],
+    state_of: Callable[[dict[str, Any]], tuple[str, str]],
+    timeout: float,
+    **kwargs: Any,
+) -> None:
     """Watch until every object has Succeeded (or the timeout); record first sightings."""
     deadline = time.monotonic() + timeout
     while not run.done() and time.monotonic() < deadline:
@@ -143,8 +156,15 @@ def simjob_state(obj: dict[str, Any]) -> tuple[str, str]:
     return obj["metadata"]["name"], (obj.get("status") or {}).get("phase") or ""
 
 
-def measure(api: client.ApiClient, n: int, timeout: float, kind: str, namespace: str,
-            create: Callable[[str], object], watcher: Callable[[Run], None]) -> tuple[Run, Counter[str]]:
+def measure(
+    api: client.ApiClient,
+    n: int,
+    timeout: float,
+    kind: str,
+    namespace: str,
+    create: Callable[[str], object],
+    watcher: Callable[[Run], None],
+) -> tuple[Run, Counter[str]]:
     run = Run(n)
     before = write_counts(api)
     thread = threading.Thread(target=watcher, args=(run,), daemon=True)
@@ -170,8 +190,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--timeout", type=float, default=900)
-    parser.add_argument("--kubeconfig", default=os.environ.get(
-        "KUBECONFIG", str(REPO / ".cluster" / "kubeconfig")))
+    parser.add_argument(
+        "--kubeconfig", default=os.environ.get("KUBECONFIG", str(REPO / ".cluster" / "kubeconfig"))
+    )
     parser.add_argument("--keep", action="store_true", help="keep the namespaces")
     args = parser.parse_args()
 
@@ -180,48 +201,106 @@ def main() -> int:
     custom = client.CustomObjectsApi(api)
     kubectl = str(REPO / ".cluster" / "bin" / "kubectl")
     env = {**os.environ, "KUBECONFIG": args.kubeconfig}
-    subprocess.run([kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds")],
-                   check=True, env=env, capture_output=True)
-    subprocess.run([kubectl, "wait", "--for=condition=Established", "crd", "--all"],
-                   check=True, env=env, capture_output=True)
-    tier = {"apiVersion": c.API_VERSION, "kind": c.SIMTIER_KIND, "metadata": {"name": TIER},
-            "spec": {**TIER_SPEC, "maxConcurrentPerOwner": args.n}}
-    subprocess.run([kubectl, "apply", "-f", "-"], input=json.dumps(tier), text=True,
-                   check=True, env=env, capture_output=True)
+    subprocess.run(
+        [kubectl, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds")],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    subprocess.run(
+        [kubectl, "wait", "--for=condition=Established", "crd", "--all"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    tier = {
+        "apiVersion": c.API_VERSION,
+        "kind": c.SIMTIER_KIND,
+        "metadata": {"name": TIER},
+        "spec": {**TIER_SPEC, "maxConcurrentPerOwner": args.n},
+    }
+    subprocess.run(
+        [kubectl, "apply", "-f", "-"],
+        input=json.dumps(tier),
+        text=True,
+        check=True,
+        env=env,
+        capture_output=True,
+    )
 
     suffix = uuid.uuid4().hex[:6]
     ns_jobs, ns_sj = f"bench-jobs-{suffix}", f"bench-sj-{suffix}"
     for ns in (ns_jobs, ns_sj):
         core.create_namespace({"metadata": {"name": ns}})
-    while not core.list_namespaced_service_account(ns_sj).items or \
-            not core.list_namespaced_service_account(ns_jobs).items:
+    while (
+        not core.list_namespaced_service_account(ns_sj).items
+        or not core.list_namespaced_service_account(ns_jobs).items
+    ):
         time.sleep(0.2)
 
-    print(f"# {args.n} objects; machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}", flush=True)
+    print(
+        f"# {args.n} objects; machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        flush=True,
+    )
     base, base_writes = measure(
-        api, args.n, args.timeout, "job", ns_jobs,
+        api,
+        args.n,
+        args.timeout,
+        "job",
+        ns_jobs,
         lambda name: batch.create_namespaced_job(ns_jobs, bare_job(ns_jobs, name)),
-        lambda run: follow(run, core.list_namespaced_pod, pod_state, args.timeout,
-                           namespace=ns_jobs, label_selector="bench=bare"))
+        lambda run: follow(
+            run,
+            core.list_namespaced_pod,
+            pod_state,
+            args.timeout,
+            namespace=ns_jobs,
+            label_selector="bench=bare",
+        ),
+    )
 
     log_path = REPO / ".cluster" / "logs" / f"bench-operator-{suffix}.log"
     with log_path.open("w") as log:
         operator = subprocess.Popen(
-            [sys.executable, "-m", "kopf", "run", "-m", "simjob_operator.main",
-             "--all-namespaces", "--standalone"],
-            env={**env, "PYTHONPATH": str(REPO / "operator")}, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "kopf",
+                "run",
+                "-m",
+                "simjob_operator.main",
+                "--all-namespaces",
+                "--standalone",
+            ],
+            env={**env, "PYTHONPATH": str(REPO / "operator")},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         time.sleep(3)  # kopf start-up; not part of either figure
         if operator.poll() is not None:
             raise SystemExit(f"operator exited at start-up; log: {log_path}")
         ours, our_writes = measure(
-            api, args.n, args.timeout, "sj", ns_sj,
+            api,
+            args.n,
+            args.timeout,
+            "sj",
+            ns_sj,
             lambda name: custom.create_namespaced_custom_object(
-                c.GROUP, c.VERSION, ns_sj, c.SIMJOB_PLURAL, simjob(ns_sj, name)),
-            lambda run: follow(run, custom.list_namespaced_custom_object, simjob_state,
-                               args.timeout, group=c.GROUP, version=c.VERSION,
-                               namespace=ns_sj, plural=c.SIMJOB_PLURAL))
+                c.GROUP, c.VERSION, ns_sj, c.SIMJOB_PLURAL, simjob(ns_sj, name)
+            ),
+            lambda run: follow(
+                run,
+                custom.list_namespaced_custom_object,
+                simjob_state,
+                args.timeout,
+                group=c.GROUP,
+                version=c.VERSION,
+                namespace=ns_sj,
+                plural=c.SIMJOB_PLURAL,
+            ),
+        )
         rss = peak_rss_mib(operator.pid)
     finally:
         operator.send_signal(signal.SIGTERM)
@@ -242,10 +321,14 @@ def main() -> int:
     b_total, o_total = sum(base_writes.values()) / args.n, sum(our_writes.values()) / args.n
     print(f"{'API writes per object':28}{b_total:12.1f}{o_total:12.1f}{o_total / b_total:8.2f}")
     print(f"operator peak RSS: {rss:.1f} MiB")
-    print("writes per SimJob by resource: " + ", ".join(
-        f"{r}={v / args.n:.2f}" for r, v in our_writes.most_common()))
-    print("writes per bare Job by resource: " + ", ".join(
-        f"{r}={v / args.n:.2f}" for r, v in base_writes.most_common()))
+    print(
+        "writes per SimJob by resource: "
+        + ", ".join(f"{r}={v / args.n:.2f}" for r, v in our_writes.most_common())
+    )
+    print(
+        "writes per bare Job by resource: "
+        + ", ".join(f"{r}={v / args.n:.2f}" for r, v in base_writes.most_common())
+    )
     return 0
 
 

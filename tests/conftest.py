@@ -22,11 +22,23 @@ KUBECONFIG = CLUSTER_DIR / "kubeconfig"
 
 
 def _cluster_running() -> bool:
-    result = subprocess.run(
-        [str(CLUSTER_DIR / "bin" / "kubectl"), "--kubeconfig", str(KUBECONFIG),
-         "get", "--raw", "/readyz"],
-        capture_output=True, check=False, timeout=30,
-    ) if (CLUSTER_DIR / "bin" / "kubectl").exists() else None
+    result = (
+        subprocess.run(
+            [
+                str(CLUSTER_DIR / "bin" / "kubectl"),
+                "--kubeconfig",
+                str(KUBECONFIG),
+                "get",
+                "--raw",
+                "/readyz",
+            ],
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
+        if (CLUSTER_DIR / "bin" / "kubectl").exists()
+        else None
+    )
     return result is not None and result.returncode == 0
 
 

@@ -67,23 +67,33 @@ class SlurmTierSpec(ApiModel):
     """How a tier maps onto sbatch options at a Slurm site."""
 
     partition: str | None = Field(
-        default=None, max_length=64, pattern=SLURM_NAME_PATTERN,
+        default=None,
+        max_length=64,
+        pattern=SLURM_NAME_PATTERN,
         description="Slurm partition (sbatch --partition).",
     )
     qos: str | None = Field(
-        default=None, max_length=64, pattern=SLURM_NAME_PATTERN,
+        default=None,
+        max_length=64,
+        pattern=SLURM_NAME_PATTERN,
         description="Slurm quality of service (sbatch --qos).",
     )
     account: str | None = Field(
-        default=None, max_length=64, pattern=SLURM_NAME_PATTERN,
+        default=None,
+        max_length=64,
+        pattern=SLURM_NAME_PATTERN,
         description="Slurm account charged for the job (sbatch --account).",
     )
     cpus_per_task: int | None = Field(
-        default=None, ge=1, le=4096,
+        default=None,
+        ge=1,
+        le=4096,
         description="sbatch --cpus-per-task; defaults to the tier's cpu rounded up.",
     )
     memory: str | None = Field(
-        default=None, max_length=32, pattern=QUANTITY_PATTERN,
+        default=None,
+        max_length=32,
+        pattern=QUANTITY_PATTERN,
         description="sbatch --mem as a quantity (e.g. 4Gi); defaults to the tier's memory.",
     )
 
@@ -92,7 +102,8 @@ class SimTierSpec(ApiModel):
     """Resources, time limit and concurrency that a tier grants to each SimJob."""
 
     cpu: str = Field(
-        max_length=32, pattern=QUANTITY_PATTERN,
+        max_length=32,
+        pattern=QUANTITY_PATTERN,
         description="CPU per SimJob as a Kubernetes quantity (e.g. 2 or 500m); "
         "the pod's request and limit.",
         json_schema_extra={
@@ -100,7 +111,8 @@ class SimTierSpec(ApiModel):
         },
     )
     memory: str = Field(
-        max_length=32, pattern=QUANTITY_PATTERN,
+        max_length=32,
+        pattern=QUANTITY_PATTERN,
         description="Memory per SimJob as a Kubernetes quantity (e.g. 4Gi); "
         "the pod's request and limit.",
         json_schema_extra={
@@ -109,22 +121,28 @@ class SimTierSpec(ApiModel):
     )
     gpu: int = Field(default=0, ge=0, le=64, description="GPUs per SimJob (nvidia.com/gpu).")
     max_runtime_seconds: int = Field(
-        gt=0, le=MAX_RUNTIME_SECONDS_CEILING,
+        gt=0,
+        le=MAX_RUNTIME_SECONDS_CEILING,
         description="Longest wall time a SimJob of this tier may run; "
         "SimJobs may ask for less, never more.",
     )
     max_concurrent_per_owner: int = Field(
-        default=1, ge=1, le=100000,
+        default=1,
+        ge=1,
+        le=100000,
         description="How many SimJobs of one owner may run at once in this tier; "
         "the rest wait in phase Queued (reason WaitingForSlot).",
     )
     ttl_seconds_after_finished: int | None = Field(
-        default=None, ge=0,
+        default=None,
+        ge=0,
         description="Delete finished SimJobs of this tier after this many seconds; "
         "unset keeps them.",
     )
     priority_class_name: str | None = Field(
-        default=None, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
+        default=None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
         description="PriorityClass given to the pods of this tier.",
     )
     slurm: SlurmTierSpec | None = Field(
@@ -146,9 +164,11 @@ class SimTier(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel(f"self.metadata.name.size() <= {SIMTIER_NAME_MAX_LENGTH}",
+                cel(
+                    f"self.metadata.name.size() <= {SIMTIER_NAME_MAX_LENGTH}",
                     f"metadata.name must be at most {SIMTIER_NAME_MAX_LENGTH} characters "
-                    "(it is used as the label value simjob.io/tier)"),
+                    "(it is used as the label value simjob.io/tier)",
+                ),
             ],
         },
     )
@@ -164,7 +184,9 @@ class EnvVar(ApiModel):
     """One environment variable for the simulation."""
 
     name: str = Field(
-        min_length=1, max_length=256, pattern=ENV_NAME_PATTERN,
+        min_length=1,
+        max_length=256,
+        pattern=ENV_NAME_PATTERN,
         description="Variable name (letters, digits, underscore; not starting with a digit).",
     )
     value: str = Field(default="", max_length=32768, description="Variable value.")
@@ -174,22 +196,28 @@ class PodMetadata(ApiModel):
     """Labels and annotations copied onto the pod that runs the simulation."""
 
     labels: dict[str, str] = Field(
-        default_factory=dict, max_length=POD_METADATA_MAX_ENTRIES,
+        default_factory=dict,
+        max_length=POD_METADATA_MAX_ENTRIES,
         description="Labels for the pod. Keys under simjob.io/ are reserved.",
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel("self.all(k, !k.startsWith('simjob.io/'))",
-                    "label keys under simjob.io/ are reserved for the operator"),
+                cel(
+                    "self.all(k, !k.startsWith('simjob.io/'))",
+                    "label keys under simjob.io/ are reserved for the operator",
+                ),
             ],
         },
     )
     annotations: dict[str, str] = Field(
-        default_factory=dict, max_length=POD_METADATA_MAX_ENTRIES,
+        default_factory=dict,
+        max_length=POD_METADATA_MAX_ENTRIES,
         description="Annotations for the pod. Keys under simjob.io/ are reserved.",
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel("self.all(k, !k.startsWith('simjob.io/'))",
-                    "annotation keys under simjob.io/ are reserved for the operator"),
+                cel(
+                    "self.all(k, !k.startsWith('simjob.io/'))",
+                    "annotation keys under simjob.io/ are reserved for the operator",
+                ),
             ],
         },
     )
@@ -203,21 +231,27 @@ class SimJobSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel("has(self.owner) == has(oldSelf.owner)",
-                    "owner cannot be added or removed after creation"),
+                cel(
+                    "has(self.owner) == has(oldSelf.owner)",
+                    "owner cannot be added or removed after creation",
+                ),
             ],
         },
     )
 
     tier: str = Field(
-        min_length=1, max_length=SIMTIER_NAME_MAX_LENGTH, pattern=DNS_SUBDOMAIN_PATTERN,
+        min_length=1,
+        max_length=SIMTIER_NAME_MAX_LENGTH,
+        pattern=DNS_SUBDOMAIN_PATTERN,
         description="Name of the SimTier that sets resources and limits. Immutable.",
         json_schema_extra={
             "x-kubernetes-validations": [cel("self == oldSelf", "tier is immutable")],
         },
     )
     owner: str | None = Field(
-        default=None, min_length=1, max_length=63,
+        default=None,
+        min_length=1,
+        max_length=63,
         pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
         description="Identity used for slots and accounting; defaults to the namespace. "
         "Immutable once set.",
@@ -230,11 +264,14 @@ class SimJobSpec(ApiModel):
         description="Where the simulation runs: kubernetes (a batch/v1 Job) or slurm.",
     )
     image: str | None = Field(
-        default=None, min_length=1, max_length=1024,
+        default=None,
+        min_length=1,
+        max_length=1024,
         description="Container image; required when backend is kubernetes.",
     )
     command: list[str] = Field(
-        min_length=1, max_length=256,
+        min_length=1,
+        max_length=256,
         description="The program and its first arguments (argv, never a shell string).",
         json_schema_extra={"items": {"minLength": 1}},
     )
@@ -242,7 +279,8 @@ class SimJobSpec(ApiModel):
         default_factory=list, max_length=4096, description="Further arguments after command."
     )
     env: list[EnvVar] = Field(
-        default_factory=list, max_length=1024,
+        default_factory=list,
+        max_length=1024,
         description="Environment variables for the simulation.",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
@@ -250,11 +288,15 @@ class SimJobSpec(ApiModel):
         },
     )
     working_dir: str | None = Field(
-        default=None, min_length=1, max_length=4096,
+        default=None,
+        min_length=1,
+        max_length=4096,
         description="Working directory of the simulation.",
     )
     max_runtime_seconds: int | None = Field(
-        default=None, gt=0, le=MAX_RUNTIME_SECONDS_CEILING,
+        default=None,
+        gt=0,
+        le=MAX_RUNTIME_SECONDS_CEILING,
         description="Wall-time limit in seconds; at most the tier's maxRuntimeSeconds, "
         "which is also the default.",
     )
@@ -315,9 +357,10 @@ class Usage(ApiModel):
 class SimJobStatus(ApiModel):
     """Observed state of a SimJob, written only by the operator."""
 
-    phase: Literal[
-        "Pending", "Queued", "Running", "Succeeded", "Failed", "Cancelled", "TimedOut"
-    ] | None = Field(default=None, description="Where the SimJob is in its life.")
+    phase: (
+        Literal["Pending", "Queued", "Running", "Succeeded", "Failed", "Cancelled", "TimedOut"]
+        | None
+    ) = Field(default=None, description="Where the SimJob is in its life.")
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Admitted, Running and Finished conditions.",
@@ -357,9 +400,11 @@ class SimJob(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel(f"self.metadata.name.size() <= {SIMJOB_NAME_MAX_LENGTH}",
+                cel(
+                    f"self.metadata.name.size() <= {SIMJOB_NAME_MAX_LENGTH}",
                     f"metadata.name must be at most {SIMJOB_NAME_MAX_LENGTH} characters "
-                    "(its Job is named sj-<name> and labelled with it)"),
+                    "(its Job is named sj-<name> and labelled with it)",
+                ),
             ],
         },
     )

@@ -43,11 +43,16 @@ spec:
 """
 
 
-def kubectl(kubeconfig: Path, kubectl_path: Path, *args: str, stdin: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    kubeconfig: Path, kubectl_path: Path, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(kubectl_path), "--kubeconfig", str(kubeconfig), *args],
-        input=stdin, capture_output=True, text=True, check=check, timeout=120,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
     )
 
 
@@ -66,7 +71,8 @@ def test_nodes_are_kwok_and_ready(kubeconfig: Path, kubectl_path: Path) -> None:
     for node in nodes:
         assert node["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
         ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
-        assert ready and ready[0]["status"] == "True", node["metadata"]["name"]
+        assert ready, node["metadata"]["name"]
+        assert ready[0]["status"] == "True", node["metadata"]["name"]
 
 
 def test_crd_roundtrip_and_server_side_validation(
@@ -75,51 +81,96 @@ def test_crd_roundtrip_and_server_side_validation(
     from kubernetes import client, config
 
     kubectl(kubeconfig, kubectl_path, "apply", "-f", "-", stdin=CRD)
-    kubectl(kubeconfig, kubectl_path, "wait", "--for=condition=Established",
-            "crd/widgets.smoke.simjob.io", "--timeout=60s")
-    good = ("apiVersion: smoke.simjob.io/v1\nkind: Widget\n"
-            f"metadata: {{name: w1, namespace: {namespace}}}\nspec: {{size: 3}}\n")
+    kubectl(
+        kubeconfig,
+        kubectl_path,
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.smoke.simjob.io",
+        "--timeout=60s",
+    )
+    good = (
+        "apiVersion: smoke.simjob.io/v1\nkind: Widget\n"
+        f"metadata: {{name: w1, namespace: {namespace}}}\nspec: {{size: 3}}\n"
+    )
     kubectl(kubeconfig, kubectl_path, "create", "-f", "-", stdin=good)
 
     api = client.CustomObjectsApi(config.new_client_from_config(str(kubeconfig)))
     obj: dict[str, Any] = api.get_namespaced_custom_object(
-        "smoke.simjob.io", "v1", namespace, "widgets", "w1")
+        "smoke.simjob.io", "v1", namespace, "widgets", "w1"
+    )
     assert obj["spec"] == {"size": 3}
     assert obj["metadata"]["uid"]
 
     bad = good.replace("w1", "w2").replace("size: 3", "size: 0")
     result = kubectl(kubeconfig, kubectl_path, "create", "-f", "-", stdin=bad, check=False)
     assert result.returncode != 0
-    assert "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1" \
-        in result.stderr, result.stderr
+    assert (
+        "spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"
+        in result.stderr
+    ), result.stderr
 
 
-def _job(name: str, namespace: str, labels: dict[str, str] | None = None,
-         annotations: dict[str, str] | None = None) -> str:
-    return json.dumps({
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"labels": labels or {}, "annotations": annotations or {}},
-                "spec": {"restartPolicy": "Never",
-                         "containers": [{"name": "c", "image": "example.invalid/sim:1",
-                                         "command": ["true"]}]},
+def _job(
+    name: str,
+    namespace: str,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "backoffLimit": 0,
+                "template": {
+                    "metadata": {"labels": labels or {}, "annotations": annotations or {}},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            {"name": "c", "image": "example.invalid/sim:1", "command": ["true"]}
+                        ],
+                    },
+                },
             },
-        },
-    })
+        }
+    )
 
 
-def _wait_job(kubeconfig: Path, kubectl_path: Path, namespace: str, name: str,
-              condition: str, timeout: float = 60) -> None:
-    kubectl(kubeconfig, kubectl_path, "-n", namespace, "wait", f"--for=condition={condition}",
-            f"job/{name}", f"--timeout={int(timeout)}s")
+def _wait_job(
+    kubeconfig: Path,
+    kubectl_path: Path,
+    namespace: str,
+    name: str,
+    condition: str,
+    timeout: float = 60,
+) -> None:
+    kubectl(
+        kubeconfig,
+        kubectl_path,
+        "-n",
+        namespace,
+        "wait",
+        f"--for=condition={condition}",
+        f"job/{name}",
+        f"--timeout={int(timeout)}s",
+    )
 
 
 def _pod(kubeconfig: Path, kubectl_path: Path, namespace: str, job: str) -> dict[str, Any]:
-    out = kubectl(kubeconfig, kubectl_path, "-n", namespace, "get", "pods",
-                  "-l", f"job-name={job}", "-o", "json").stdout
+    out = kubectl(
+        kubeconfig,
+        kubectl_path,
+        "-n",
+        namespace,
+        "get",
+        "pods",
+        "-l",
+        f"job-name={job}",
+        "-o",
+        "json",
+    ).stdout
     pods: list[dict[str, Any]] = json.loads(out)["items"]
     assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
     return pods[0]
@@ -140,12 +191,17 @@ def test_kwok_failure_label_sets_exit_code_and_reason(
     kubeconfig: Path, kubectl_path: Path, namespace: str
 ) -> None:
     stage = "pod-container-running-failed.stage.kwok.x-k8s.io"
-    manifest = _job("oom", namespace, labels={stage: "true"},
-                    annotations={f"{stage}/exit-code": "137", f"{stage}/reason": "OOMKilled"})
+    manifest = _job(
+        "oom",
+        namespace,
+        labels={stage: "true"},
+        annotations={f"{stage}/exit-code": "137", f"{stage}/reason": "OOMKilled"},
+    )
     kubectl(kubeconfig, kubectl_path, "apply", "-f", "-", stdin=manifest)
     _wait_job(kubeconfig, kubectl_path, namespace, "oom", "Failed")
-    terminated = _pod(kubeconfig, kubectl_path, namespace, "oom")["status"][
-        "containerStatuses"][0]["state"]["terminated"]
+    terminated = _pod(kubeconfig, kubectl_path, namespace, "oom")["status"]["containerStatuses"][0][
+        "state"
+    ]["terminated"]
     assert terminated["exitCode"] == 137
     assert terminated["reason"] == "OOMKilled"
 
@@ -153,14 +209,25 @@ def test_kwok_failure_label_sets_exit_code_and_reason(
 def test_kwok_delay_annotation_keeps_pod_running(
     kubeconfig: Path, kubectl_path: Path, namespace: str
 ) -> None:
-    manifest = _job("long", namespace,
-                    annotations={"pod-complete.stage.kwok.x-k8s.io/delay": "600s"})
+    manifest = _job(
+        "long", namespace, annotations={"pod-complete.stage.kwok.x-k8s.io/delay": "600s"}
+    )
     kubectl(kubeconfig, kubectl_path, "apply", "-f", "-", stdin=manifest)
     deadline = time.monotonic() + 60
     phase = None
     while time.monotonic() < deadline:
-        out = kubectl(kubeconfig, kubectl_path, "-n", namespace, "get", "pods",
-                      "-l", "job-name=long", "-o", "jsonpath={.items[*].status.phase}").stdout
+        out = kubectl(
+            kubeconfig,
+            kubectl_path,
+            "-n",
+            namespace,
+            "get",
+            "pods",
+            "-l",
+            "job-name=long",
+            "-o",
+            "jsonpath={.items[*].status.phase}",
+        ).stdout
         phase = out.strip() or None
         if phase == "Running":
             break

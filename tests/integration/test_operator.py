@@ -88,7 +88,9 @@ def test_succeeded(kube: Kube, namespace: str) -> None:
         "effectiveMaxRuntimeSeconds",
         "usage",
         "queuePosition",
+        "owner",
     }
+    assert status["owner"] == "alice"  # the effective owner, for the OWNER column
     assert body["metadata"]["finalizers"] == [c.FINALIZER]
 
     job = job_of(kube, namespace, "ok")

@@ -8,6 +8,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl ca-certificates)
 command -v ss >/dev/null || need+=(iproute2)
 command -v setsid >/dev/null || need+=(util-linux)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)   # the Slurm bridge's SSH tests (a loopback sshd)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "[deps] installing ${need[*]} with apt-get…" >&2

@@ -119,7 +119,10 @@ if ((${#missing[@]})); then
 fi
 
 mkdir -p "$ETC" "$RUN" "$LOG" "$SPOOL/slurmctld" "$SPOOL/slurmd" "$MUNGE_DIR"
-chmod 0700 "$STATE" "$MUNGE_DIR"
+# Traversable but not listable: other local users (the SSH-mode tests' login users, like
+# the users of a real site) must read slurm.conf and reach the munge socket. Secrets stay
+# private: the munge key is 0400 root, the Slurm logs 0600.
+chmod 0711 "$STATE" "$MUNGE_DIR"
 
 # ---------------------------------------------------------------------------------------
 # Processes: PID files, liveness, ownership

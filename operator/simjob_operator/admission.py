@@ -9,7 +9,10 @@ deleted), and returns an ``phases.Admission`` for every eligible SimJob that
 does not hold a slot: admitted, or waiting with its 1-based queue position.
 
 Order: oldest first by ``metadata.creationTimestamp`` (assigned by the API
-server, so it survives operator restarts), then namespace and name.
+server, so it survives operator restarts), then namespace and name. A waiting
+SimJob that is not ``settled`` yet (the operator has not taken charge of it:
+kopf's finalizer is not on it) keeps its place: neither it nor anyone behind it
+is decided in this pass, so nobody overtakes it.
 ``admitting`` runs this over a fresh LIST, one pass at a time.
 """
 
@@ -50,12 +53,14 @@ def decide(
     *,
     capacity: Mapping[str, int],
     eligible: Callable[[SimJobRecord], bool],
+    settled: Callable[[SimJobRecord], bool] = lambda _record: True,
 ) -> dict[str, Admission]:
     """Admission decisions by SimJob uid.
 
     ``capacity`` maps a tier name to its ``maxConcurrentPerOwner``; keys whose tier
     is missing there are not decided (the tier is unknown). ``eligible`` says
-    whether a SimJob without a slot may get one.
+    whether a SimJob without a slot may get one; ``settled`` whether an eligible
+    one can be decided now (see the module docstring).
     """
     holders: dict[SlotKey, int] = defaultdict(int)
     waiting: dict[SlotKey, list[SimJobRecord]] = defaultdict(list)
@@ -76,6 +81,8 @@ def decide(
         free = max(0, limit - holders[key])
         queue.sort(key=queue_order)
         for index, record in enumerate(queue):
+            if not settled(record):
+                break  # it keeps its place; the rest is decided in a later pass
             if index < free:
                 decisions[record.uid] = Admission(
                     AdmissionState.ADMITTED,

@@ -1,15 +1,21 @@
 """The admission worker: one per process, deciding slots over a fresh LIST.
 
-``trigger()`` asks for a pass (triggers while a pass is queued coalesce). A pass
-LISTs every SimJob from the API server (never a cache), resolves each waiting
-one against its tier (``validation``), lets ``admission.decide`` pick who
-starts, and records the verdicts (``phases.next_phase`` with the decision):
-Admitted=True for the chosen, Queued/WaitingForSlot with a position for the
-rest. Passes run one at a time, so two events can never hand out the same
-slot; every write carries a resourceVersion precondition, so a decision made
-on a stale read fails (409) and triggers a new pass. Admitted SimJobs are
-handed to the reconcile queue at once (``on_admitted``). While anything waits,
-a pass also runs every ``ADMISSION_RESYNC_SECONDS`` (a missed event heals).
+``trigger()`` asks for a pass (triggers while a pass is queued coalesce). A
+pass LISTs every SimJob from the API server (never a cache), resolves each
+waiting one against its tier (``validation``), lets ``admission.decide`` pick
+who starts (a SimJob still waiting for kopf's finalizer keeps its place and is
+decided once the finalizer is there: no write races that patch), and records
+the verdicts (``phases.next_phase`` with the decision): Admitted=True for the
+chosen, Queued/WaitingForSlot with a position for the rest. Passes run one at a
+time, so two events can never hand out the same slot; every write carries a
+resourceVersion precondition, so a decision made on a stale read fails (409)
+and triggers a new pass. Admitted SimJobs are handed to the reconcile queue at
+once (``on_admitted``). While anything waits, a pass also runs every
+``ADMISSION_RESYNC_SECONDS`` (a missed event heals). A SimJob that let go of a
+slot or a queue position (``slot_freed``) asks for a pass only when one could
+change something: the last pass left SimJobs waiting, or a pass is under way
+(its LIST may predate the release); a SimJob nobody has decided about yet asks
+for its own pass through ``trigger``.
 """
 
 from __future__ import annotations
@@ -52,12 +58,19 @@ class Admitter:
         self._on_admitted = on_admitted
         self._queue: asyncio.Queue[bool] = asyncio.Queue()  # True: run a pass; False: stop
         self._queued = False
+        self._passing = False  # a pass is under way
+        self._waiters = True  # the last pass left SimJobs waiting (unknown: assume so)
         self.passes = 0
 
     def trigger(self) -> None:
         if not self._queued:
             self._queued = True
             self._queue.put_nowait(True)
+
+    def slot_freed(self) -> None:
+        """A SimJob finished, or stopped waiting: decide again if that can matter."""
+        if self._waiters or self._passing:
+            self.trigger()
 
     def stop(self) -> None:
         self._queue.put_nowait(False)
@@ -73,6 +86,7 @@ class Admitter:
             if not go:
                 return
             self._queued = False
+            self._passing = True
             try:
                 anything_waits = await self.run_pass()
             except Exception:
@@ -80,6 +94,9 @@ class Admitter:
                     "admission pass failed; retrying in %.0f s", c.ADMISSION_RESYNC_SECONDS
                 )
                 anything_waits = True
+            finally:
+                self._passing = False
+            self._waiters = anything_waits
 
     async def _tier_specs(self, records: list[SimJobRecord]) -> dict[str, SimTierSpec]:
         names = {
@@ -97,7 +114,7 @@ class Admitter:
     async def run_pass(self) -> bool:
         """One decision over the whole cluster; returns whether anything still waits."""
         self.passes += 1
-        records = [SimJobRecord.from_body(body) for body in await self._kube.list_simjobs()]
+        records = [SimJobRecord.from_plain(body) for body in await self._kube.list_simjobs()]
         specs = await self._tier_specs(records)
         effective: dict[str, Effective] = {}
         for record in records:
@@ -112,6 +129,7 @@ class Admitter:
                 tier_name=record.tier_name,
                 tier=tier,
                 spec_error=record.spec_error,
+                slurm_available=c.BACKEND_SLURM in self._backends,
             )
             if isinstance(resolved, Effective) and resolved.backend in self._backends:
                 effective[record.uid] = resolved
@@ -119,6 +137,7 @@ class Admitter:
             records,
             capacity={name: spec.max_concurrent_per_owner for name, spec in specs.items()},
             eligible=lambda record: record.uid in effective,
+            settled=lambda record: c.FINALIZER in record.finalizers,
         )
         by_uid = {record.uid: record for record in records}
         results = await asyncio.gather(
@@ -134,7 +153,8 @@ class Admitter:
             elif isinstance(result, BaseException):
                 simjob_logger(by_uid[uid]).error("admission write failed", exc_info=result)
                 self.trigger()
-        return any(d.state == AdmissionState.WAITING for d in decisions.values())
+        undecided = any(uid not in decisions for uid in effective)  # behind an unsettled one
+        return undecided or any(d.state == AdmissionState.WAITING for d in decisions.values())
 
     async def _apply(self, record: SimJobRecord, decision: Admission, effective: Effective) -> None:
         backend = self._backends[effective.backend]

@@ -95,12 +95,10 @@ BACKEND_SLURM: Final = "slurm"
 POD_RUN_AS_USER: Final = 65532
 
 # kopf handler ids (they appear in kopf's progress annotations and in logs).
-HANDLER_RECONCILE: Final = "reconcile"
-HANDLER_RESUME: Final = "resume"
-HANDLER_SPEC_CHANGED: Final = "spec-changed"
 HANDLER_RESYNC: Final = "resync"
 HANDLER_CLEANUP: Final = "cleanup"
 HANDLER_JOB_EVENT: Final = "job-event"
+HANDLER_SIMJOB_EVENT: Final = "simjob-event"
 HANDLER_TIER_EVENT: Final = "tier-event"
 
 # Timing of the level-triggered loops (seconds).
@@ -115,3 +113,51 @@ WATCH_CLIENT_TIMEOUT_SECONDS: Final = 330
 CLEANUP_TIMEOUT_SECONDS: Final = 300.0  # on.delete stops waiting (GC still removes the Job)
 RECONCILE_WORKERS: Final = 16
 EVENT_REPORTING_CONTROLLER: Final = "simjob.io/operator"
+
+# --------------------------------------------------------------------------- deployment
+# (added by the Helm chart work; see docs/helm.md)
+
+# The namespaces the operator serves, comma-separated; unset or empty: all. Set by
+# `simjob-operator -n NAME ...` (main.cli) from exact names; the admission pass then
+# LISTs SimJobs only there, so an operator limited to some namespaces (and a Role in
+# each) never reads or admits SimJobs elsewhere.
+ENV_WATCH_NAMESPACES: Final = "SIMJOB_WATCH_NAMESPACES"
+
+# --------------------------------------------------------------------------- Slurm backend
+# (added by the Slurm backend work; see docs/slurm.md)
+
+SLURMCLUSTER_KIND: Final = "SlurmCluster"
+SLURMCLUSTER_PLURAL: Final = "slurmclusters"
+SLURMCLUSTER_SINGULAR: Final = "slurmcluster"
+SLURMCLUSTER_SHORT_NAMES: Final = ("slc",)
+SLURM_JOB_KIND: Final = "SlurmJob"  # status.backendRef.kind
+# The Slurm job name of a SimJob: SLURM_MARKER_PREFIX + its uid (unique, what find() looks up).
+SLURM_MARKER_PREFIX: Final = "simjob-"
+COND_REACHABLE: Final = "Reachable"  # SlurmCluster status.conditions[].type
+
+# Keys of the Secrets a SlurmCluster or a SimJob names (ssh-privatekey as in the
+# kubernetes.io/ssh-auth Secret type).
+SECRET_KEY_PRIVATE_KEY: Final = "ssh-privatekey"
+SECRET_KEY_KNOWN_HOSTS: Final = "known_hosts"
+SECRET_KEY_USERNAME: Final = "username"  # optional, per-user Secrets: the site login
+SECRET_KEY_WORK_DIR: Final = "workDir"  # optional, per-user Secrets: that user's workDir
+
+# Reasons of the Slurm backend.
+REASON_UNKNOWN_SLURM_CLUSTER: Final = "UnknownSlurmCluster"
+REASON_INVALID_SLURM_CREDENTIALS: Final = "InvalidSlurmCredentials"
+REASON_SLURM_REJECTED: Final = "SlurmRejected"
+REASON_CANCELLED_IN_SLURM: Final = "CancelledInSlurm"
+REASON_SLURM_REACHABLE: Final = "SlurmAnswered"
+REASON_SLURM_UNREACHABLE: Final = "SlurmUnavailable"
+REASON_SLURM_CONFIG: Final = "ConfigurationError"
+
+# Timing of the Slurm backend (seconds).
+SLURM_EARLY_POLL_DELAY_SECONDS: Final = 0.3  # new job ids are polled after this (batched)
+SLURM_CLUSTER_RESYNC_SECONDS: Final = 15.0  # SlurmClusters are re-listed this often
+SLURM_CREDENTIALS_TTL_SECONDS: Final = 60.0  # Secrets are re-read after this
+SLURM_CANCEL_CONFIRM_SECONDS: Final = 5.0  # one cancel attempt waits this long for Slurm
+SLURM_COMMAND_TIMEOUT_SECONDS: Final = 30.0
+# A test hook: when this variable is "<namespace>/<name>" of a SimJob, the operator exits
+# (os._exit) right after sbatch returned its job and before the job id is written, like a
+# kill -9 at the worst moment.
+ENV_CRASH_AFTER_SBATCH: Final = "SIMJOB_TEST_CRASH_AFTER_SBATCH"

@@ -1,7 +1,8 @@
 """Generating the CustomResourceDefinitions from the pydantic models.
 
 ``models`` is the single source of truth of the API. This module takes the
-structural schemas of ``SimJob`` and ``SimTier`` (``structural_schema``), adds
+structural schemas of ``SimJob``, ``SimTier`` and ``SlurmCluster``
+(``structural_schema``), adds
 ``apiVersion``/``kind``/``metadata`` and a kopf-tolerant ``status``, wraps them into
 ``apiextensions.k8s.io/v1`` CustomResourceDefinition dicts (status subresource,
 printer columns, selectable fields) and renders them as deterministic YAML.
@@ -25,7 +26,7 @@ import yaml
 from pydantic import BaseModel
 
 from . import constants as c
-from .models import SimJob, SimTier
+from .models import SimJob, SimTier, SlurmCluster
 from .structural_schema import JsonDict, SchemaError, structural_schema
 
 HEADER: Final = (
@@ -93,6 +94,24 @@ SIMTIER_COLUMNS: Final = (
     _column("Slots", "integer", ".spec.maxConcurrentPerOwner", "Concurrent SimJobs per owner."),
     AGE_COLUMN,
 )
+SLURMCLUSTER_COLUMNS: Final = (
+    _column("Mode", "string", ".spec.mode", "local or ssh."),
+    _column("Host", "string", ".spec.host", "Login node (ssh mode)."),
+    _column(
+        "Reachable",
+        "string",
+        '.status.conditions[?(@.type=="Reachable")].status',
+        "Whether the last call to Slurm succeeded.",
+    ),
+    AGE_COLUMN,
+    _column(
+        "Message",
+        "string",
+        '.status.conditions[?(@.type=="Reachable")].message',
+        "The last error talking to Slurm.",
+        priority=1,
+    ),
+)
 # `kubectl get sj --field-selector spec.tier=basic`; also lets the operator list
 # one tier's SimJobs server-side.
 SIMJOB_SELECTABLE: Final = (".spec.tier", ".spec.backend", ".status.phase", ".status.owner")
@@ -140,7 +159,7 @@ def _crd(
 
 
 def generate_crds() -> list[JsonDict]:
-    """The CustomResourceDefinitions of the API, SimJob first."""
+    """The CustomResourceDefinitions of the API: SimJob, SimTier, SlurmCluster."""
     return [
         _crd(
             kind=c.SIMJOB_KIND,
@@ -160,6 +179,15 @@ def generate_crds() -> list[JsonDict]:
             scope="Cluster",
             schema=_top_level_schema(SimTier),
             columns=SIMTIER_COLUMNS,
+        ),
+        _crd(
+            kind=c.SLURMCLUSTER_KIND,
+            plural=c.SLURMCLUSTER_PLURAL,
+            singular=c.SLURMCLUSTER_SINGULAR,
+            short_names=c.SLURMCLUSTER_SHORT_NAMES,
+            scope="Cluster",
+            schema=_top_level_schema(SlurmCluster),
+            columns=SLURMCLUSTER_COLUMNS,
         ),
     ]
 

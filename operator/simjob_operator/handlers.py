@@ -1,13 +1,18 @@
 """kopf handlers: thin adapters from kopf's watches to the ``runtime.Runtime``.
 
-SimJob create/resume/spec-update events and a resync timer put the SimJob into
-the reconcile queue; batch/v1 Job events (only Jobs labelled simjob.io/uid,
-filtered by the API server) enqueue the owning SimJob, so phases follow pods
-within a second; SimTier events refresh the tier cache and re-run admission.
-Deletion runs ``Reconciler.finalize`` until the Job and pods are gone. kopf
-keeps its own bookkeeping in annotations under ``kopf.simjob.io`` (never in
-status, which the operator writes itself) and uses ``simjob.io/cleanup`` as
-its finalizer. Imported by ``main``.
+SimJob watch events (the listing at start-up included) put the SimJob into the
+reconcile queue with the body they carry, unless they only echo a status write
+(``sightings.simjob_event_wanted``); a resync timer does the same every 10 s
+for unfinished SimJobs that nothing else reconciled meanwhile; batch/v1 Job
+events (only Jobs labelled simjob.io/uid, filtered by the API server) enqueue
+the owning SimJob with the Job's status, so phases follow pods within a second
+without reading the Job again; SimTier events refresh the tier cache and re-run
+admission. Deletion runs ``Reconciler.finalize`` until the Job and pods are
+gone. These handlers only enqueue and the state lives in SimJob status, so kopf
+writes no diff-base (``NoDiffBase``; a restart lists every SimJob again) and no
+progress: its one write is its finalizer ``simjob.io/cleanup`` (progress of the
+on.delete handler would go to annotations under ``kopf.simjob.io``, never to
+status). Imported by ``main``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from . import constants as c
 from .kube import Kube
 from .phases import is_terminal
 from .runtime import Runtime
+from .sightings import Seen, Sighting, owning_simjob, simjob_event_wanted
 
 SIMJOBS = (c.GROUP, c.VERSION, c.SIMJOB_PLURAL)
 SIMTIERS = (c.GROUP, c.VERSION, c.SIMTIER_PLURAL)
@@ -36,15 +42,25 @@ def _runtime(memo: kopf.Memo) -> Runtime:
     return runtime
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf keeps no "last handled" copy of the spec: no handler here needs a diff
+    (SimJob changes are compared with status.observedGeneration), so kopf sees
+    every SimJob event as a creation with no creation handler, and writes nothing."""
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
     """Operator settings (also used by tests)."""
     settings.persistence.finalizer = c.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=c.KOPF_ANNOTATION_PREFIX
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=c.KOPF_ANNOTATION_PREFIX, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
     # A watch that silently stalls is re-established (the anchors' kopf caveat).
     settings.watching.server_timeout = c.WATCH_SERVER_TIMEOUT_SECONDS
     settings.watching.client_timeout = c.WATCH_CLIENT_TIMEOUT_SECONDS
@@ -74,13 +90,18 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         await runtime.stop()
 
 
-@kopf.on.create(*SIMJOBS, id=c.HANDLER_RECONCILE)
-@kopf.on.resume(*SIMJOBS, id=c.HANDLER_RESUME)
-@kopf.on.update(*SIMJOBS, field="spec", id=c.HANDLER_SPEC_CHANGED)
-async def simjob_changed(
-    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
+@kopf.on.event(*SIMJOBS, id=c.HANDLER_SIMJOB_EVENT)
+async def simjob_event(
+    type: str | None, namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
-    _runtime(memo).queue.add((namespace or "", name), body)
+    runtime, key = _runtime(memo), (namespace or "", name)
+    if type == "DELETED":
+        runtime.forget(key)
+        runtime.admitter.slot_freed()  # gone, e.g. its finalizer was removed by hand
+        return
+    runtime.simjobs[key] = body
+    if simjob_event_wanted(type, body):
+        runtime.queue.add(key, Sighting(simjob=body))
 
 
 def _not_finished(status: kopf.Status, **_: Any) -> bool:
@@ -94,8 +115,10 @@ def _not_finished(status: kopf.Status, **_: Any) -> bool:
     idle=c.RESYNC_IDLE_SECONDS,
     when=_not_finished,
 )
-async def resync(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    _runtime(memo).queue.add((namespace or "", name))
+async def resync(
+    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    _runtime(memo).resync((namespace or "", name), body)
 
 
 @kopf.on.delete(*SIMJOBS, id=c.HANDLER_CLEANUP)
@@ -119,10 +142,14 @@ async def simjob_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(*JOBS, labels={c.LABEL_UID: kopf.PRESENT}, id=c.HANDLER_JOB_EVENT)
-async def job_event(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    for ref in body.metadata.get("ownerReferences") or []:
-        if ref.get("kind") == c.SIMJOB_KIND and ref.get("apiVersion", "").startswith(c.GROUP):
-            _runtime(memo).queue.add((namespace or "", ref["name"]))
+async def job_event(
+    type: str | None, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    owner = owning_simjob(body)
+    if owner is not None:
+        runtime, key = _runtime(memo), (namespace or "", owner)
+        sighting = Sighting(simjob=runtime.simjobs.get(key), backend=Seen.of(type, body))
+        runtime.queue.add(key, sighting)
 
 
 @kopf.on.event(*SIMTIERS, id=c.HANDLER_TIER_EVENT)

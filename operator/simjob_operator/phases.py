@@ -13,8 +13,10 @@ Rules, in order of precedence:
 1. Terminal phases never change (a finished SimJob ignores cancel).
 2. A terminal outcome observed on the backend wins over a cancel request: a run
    that completed before the cancel took effect is reported as it ended. The
-   one exception: a failure observed *after* we started stopping the run
-   (status.reason is CancelRequested) is the stop itself, hence Cancelled.
+   one exception: a failure (or a cancellation) observed *after* we started
+   stopping the run (status.reason is CancelRequested) is the stop itself, hence
+   Cancelled. A run cancelled on the backend by someone else (Slurm's scancel)
+   ends Cancelled with the observation's reason (CancelledInSlurm).
 3. Cancel: nothing on the backend -> Cancelled; otherwise stop it first and
    report Cancelled only once it is gone (never "Cancelled" while pods live).
    Deleting a SimJob is handled the same way, with reason Deleted.
@@ -79,6 +81,7 @@ class ObservedState(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     DEADLINE_EXCEEDED = "deadline-exceeded"
+    CANCELLED = "cancelled"  # stopped on the backend by someone else (e.g. scancel)
 
 
 # Pending reasons that only say "starting"; others (Unschedulable, ImagePullBackOff,
@@ -88,7 +91,12 @@ ROUTINE_PENDING_REASONS: frozenset[str] = frozenset(
 )
 
 FINISHED_STATES: frozenset[ObservedState] = frozenset(
-    {ObservedState.SUCCEEDED, ObservedState.FAILED, ObservedState.DEADLINE_EXCEEDED}
+    {
+        ObservedState.SUCCEEDED,
+        ObservedState.FAILED,
+        ObservedState.DEADLINE_EXCEEDED,
+        ObservedState.CANCELLED,
+    }
 )
 
 
@@ -224,6 +232,13 @@ def _finished_verdict(obs: Observation, max_runtime: int | None) -> Verdict:
         return _verdict(
             Phase.TIMED_OUT, c.REASON_DEADLINE_EXCEEDED, message, exit_code=obs.exit_code
         )
+    if obs.state == ObservedState.CANCELLED:
+        return _verdict(
+            Phase.CANCELLED,
+            obs.reason or Phase.CANCELLED.value,
+            obs.message or "the simulation was cancelled on the backend",
+            exit_code=obs.exit_code,
+        )
     reason = obs.reason or c.REASON_ERROR
     if obs.message:
         message = obs.message
@@ -266,7 +281,8 @@ def next_phase(
 
     # 2. Observed outcomes win over cancel requests (except our own stop).
     if observation is not None and observation.finished:
-        if (cancel or deleted) and stopping and observation.state == ObservedState.FAILED:
+        stopped = observation.state in (ObservedState.FAILED, ObservedState.CANCELLED)
+        if (cancel or deleted) and stopping and stopped:
             return _verdict(
                 Phase.CANCELLED,
                 reason,

@@ -1,6 +1,8 @@
 """The level-triggered reconcile of one SimJob: observe, compare, act.
 
-``Reconciler.process`` is the work-queue callback. For a SimJob it resolves the
+``Reconciler.process`` is the work-queue callback. It starts from what the
+watches delivered (``sightings.Sighting``: the SimJob body, the newest Job event)
+and reads from the API server what they did not. For a SimJob it resolves the
 tier (``validation``), observes the backend when the SimJob holds a slot,
 asks ``phases.next_phase`` for a verdict, records it first (``recording``;
 status PATCH with a resourceVersion precondition, 409 -> re-read and decide
@@ -35,6 +37,7 @@ from .phases import (
 from .quantities import cpu_cores
 from .recording import Recorder
 from .records import SimJobRecord, parse_time
+from .sightings import Seen, Sighting
 from .statuses import build_status
 from .tiers import TierCache
 from .validation import Effective, resolve
@@ -73,6 +76,7 @@ class Reconciler:
         recorder: Recorder,
         backends: Mapping[str, Backend],
         request_admission: Callable[[], None],
+        slot_freed: Callable[[], None],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._kube = kube
@@ -80,21 +84,26 @@ class Reconciler:
         self._recorder = recorder
         self._backends = backends
         self._request_admission = request_admission
+        self._slot_freed = slot_freed
         self._now = now
 
     # ------------------------------------------------------------------ entry points
 
-    async def process(self, key: Key, body: Mapping[str, Any] | None) -> float | None:
+    async def process(self, key: Key, sighting: Sighting | None) -> float | None:
         """Reconcile ``key``; returns seconds until it must be looked at again."""
-        if body is None:
-            body = await self._kube.get_simjob(*key)
-            if body is None:
+        seen = sighting.backend if sighting is not None else None
+        body = sighting.simjob if sighting is not None else None
+        if body is not None:
+            record = SimJobRecord.from_body(body)
+        else:
+            fetched = await self._kube.get_simjob(*key)
+            if fetched is None:
                 return None  # deleted meanwhile
-        record = SimJobRecord.from_body(body)
+            record = SimJobRecord.from_plain(fetched)
         for _ in range(MAX_CONFLICTS):
             log = simjob_logger(record)
             try:
-                return await self._reconcile(record, log)
+                return await self._reconcile(record, log, seen)
             except Conflict:
                 log.debug("status changed meanwhile; re-reading")
             except Exception as exc:
@@ -103,7 +112,7 @@ class Reconciler:
             fresh = await self._kube.get_simjob(*key)
             if fresh is None:
                 return None
-            record = SimJobRecord.from_body(fresh)
+            record = SimJobRecord.from_plain(fresh)
         return c.STOP_POLL_SECONDS
 
     async def finalize(self, body: Mapping[str, Any]) -> bool:
@@ -116,9 +125,9 @@ class Reconciler:
             except Conflict:
                 log.debug("status changed meanwhile; re-reading")
             fresh = await self._kube.get_simjob(record.namespace, record.name)
-            if fresh is None or SimJobRecord.from_body(fresh).uid != record.uid:
+            if fresh is None or SimJobRecord.from_plain(fresh).uid != record.uid:
                 return True
-            record = SimJobRecord.from_body(fresh)
+            record = SimJobRecord.from_plain(fresh)
         return False
 
     # ------------------------------------------------------------------ the loop
@@ -149,7 +158,9 @@ class Reconciler:
         age = (self._now() - created).total_seconds()
         return max(0.0, c.UNKNOWN_TIER_GRACE_SECONDS - age)
 
-    async def _reconcile(self, record: SimJobRecord, log: SimJobLogger) -> float | None:
+    async def _reconcile(
+        self, record: SimJobRecord, log: SimJobLogger, seen: Seen | None
+    ) -> float | None:
         if record.deleting:
             return None  # the on.delete handler (finalize) owns it now
         if is_terminal(record.phase):
@@ -166,7 +177,7 @@ class Reconciler:
                     )
                     return wait
         backend = self._backend(record)
-        observation = await backend.observe(record) if record.admitted else None
+        observation = await backend.observe(record, seen) if record.admitted else None
         verdict = next_phase(
             record.phase,
             reason=record.status.reason,
@@ -196,7 +207,7 @@ class Reconciler:
         )
         stored = await self._recorder.record(record, new_status, verdict, log)
         if verdict.terminal and not is_terminal(record.phase):
-            self._request_admission()  # a slot or a queue position was freed
+            self._slot_freed()  # a slot or a queue position was freed
         return stored
 
     async def _act(
@@ -261,7 +272,7 @@ class Reconciler:
             )
             if not gone:
                 return False
-        self._request_admission()
+        self._slot_freed()
         return True
 
     async def _expire(self, record: SimJobRecord, log: SimJobLogger) -> float | None:

@@ -40,7 +40,7 @@ class Recorder:
             record.namespace, record.name, patch, resource_version=record.resource_version
         )
         self.writes += 1
-        stored = SimJobRecord.from_body(body)
+        stored = SimJobRecord.from_plain(body)
         old_phase = record.phase or Phase.PENDING
         new_phase = stored.phase or Phase.PENDING
         if new_phase != old_phase:

@@ -66,7 +66,13 @@ class SimJobRecord:
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> SimJobRecord:
-        raw = plain(body)
+        """From a body someone else may still change (a kopf body): parsed from a copy."""
+        return cls.from_plain(plain(body))
+
+    @classmethod
+    def from_plain(cls, raw: dict[str, Any]) -> SimJobRecord:
+        """From a plain dict handed over by its only holder (a fresh API response,
+        e.g. each item of a LIST): kept as it is, without the cost of a deep copy."""
         meta = raw.get("metadata") or {}
         spec: SimJobSpec | None = None
         spec_error: str | None = None
@@ -117,6 +123,11 @@ class SimJobRecord:
     @property
     def deleting(self) -> bool:
         return self.deletion_timestamp is not None
+
+    @property
+    def finalizers(self) -> tuple[str, ...]:
+        meta = self.body.get("metadata") or {}
+        return tuple(str(name) for name in meta.get("finalizers") or ())
 
     @property
     def admitted(self) -> bool:

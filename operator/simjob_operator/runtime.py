@@ -1,8 +1,11 @@
 """The operator's moving parts, wired together and started as asyncio tasks.
 
 ``Runtime`` owns one ``kube.Kube`` client, the ``tiers.TierCache``, the
-backends, the reconcile ``workqueue.WorkQueue`` (drained by
-``reconciling.Reconciler``) and the ``admitting.Admitter``. ``handlers`` creates
+backends (Kubernetes, and Slurm with its pollers' task), the reconcile
+``workqueue.WorkQueue`` (drained by ``reconciling.Reconciler``), the
+``admitting.Admitter`` and the newest SimJob body each watch event delivered
+(``simjobs``: where a reconcile triggered by a Job event starts, instead of a
+GET). ``handlers`` creates
 it on startup, feeds it from kopf's watches, and stops it on cleanup by
 putting sentinels into its queues (no Task.cancel()).
 """
@@ -19,10 +22,12 @@ from . import constants as c
 from .admitting import Admitter
 from .backends import Backend
 from .backends.kubernetes_backend import KubernetesBackend
+from .backends.slurm_backend import SlurmBackend
 from .kube import POOL_SIZE, Kube
 from .reconciling import Reconciler
 from .recording import Recorder
 from .records import SimJobRecord
+from .sightings import Seen, Sighting
 from .tiers import TierCache
 from .workqueue import Key, WorkQueue
 
@@ -35,7 +40,14 @@ class Runtime:
         self.tiers = TierCache(kube)
         self.recorder = Recorder(kube)
         self.backends: dict[str, Backend] = {c.BACKEND_KUBERNETES: KubernetesBackend(kube)}
-        self.queue = WorkQueue(self._process, workers=c.RECONCILE_WORKERS, logger=logger)
+        self.queue = WorkQueue(
+            self._process, workers=c.RECONCILE_WORKERS, logger=logger, merge=Sighting.merge
+        )
+        # The Slurm backend polls its clusters in batches and feeds the queue itself.
+        self.slurm = SlurmBackend(
+            kube, self.tiers, self.recorder, enqueue=self.queue.add, requeue=self.queue.add_after
+        )
+        self.backends[c.BACKEND_SLURM] = self.slurm
         self.admitter = Admitter(
             kube=kube,
             tiers=self.tiers,
@@ -49,14 +61,37 @@ class Runtime:
             recorder=self.recorder,
             backends=self.backends,
             request_admission=self.admitter.trigger,
+            slot_freed=self.admitter.slot_freed,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # The newest SimJob bodies from the watch (kopf's; parsed from a copy). A
+        # stale one costs a 409 and a GET: status writes carry its resourceVersion.
+        self.simjobs: dict[Key, Mapping[str, Any]] = {}
+        # When each SimJob was last reconciled (loop time), for ``resync``.
+        self._reconciled: dict[Key, float] = {}
 
     def _admitted(self, record: SimJobRecord) -> None:
-        self.queue.add(record.key, record.body)
+        nothing = Seen.nothing_yet(record.resource_version)
+        self.queue.add(record.key, Sighting(simjob=record.body, backend=nothing))
 
-    async def _process(self, key: Key, body: Mapping[str, Any] | None) -> float | None:
-        return await self.reconciler.process(key, body)
+    async def _process(self, key: Key, sighting: Sighting | None) -> float | None:
+        again = await self.reconciler.process(key, sighting)
+        self._reconciled[key] = asyncio.get_running_loop().time()
+        return again
+
+    def resync(self, key: Key, body: Mapping[str, Any]) -> None:
+        """The resync timer's tick: reconcile ``key`` unless a reconcile looked at it
+        within the last RESYNC_INTERVAL_SECONDS (a watch event, a retry or admission
+        did the timer's work: the timer is for SimJobs nothing else looks at)."""
+        last = self._reconciled.get(key)
+        now = asyncio.get_running_loop().time()
+        if last is None or now - last >= c.RESYNC_INTERVAL_SECONDS:
+            self.queue.add(key, Sighting(simjob=body))
+
+    def forget(self, key: Key) -> None:
+        """The SimJob is gone."""
+        self.simjobs.pop(key, None)
+        self._reconciled.pop(key, None)
 
     def start(self) -> None:
         # Every API call runs in a thread: give them as many threads as connections.
@@ -67,11 +102,13 @@ class Runtime:
         self._tasks = [
             asyncio.create_task(self.queue.run(), name="simjob-reconcile-queue"),
             asyncio.create_task(self.admitter.run(), name="simjob-admitter"),
+            asyncio.create_task(self.slurm.run(), name="simjob-slurm"),
         ]
         self.admitter.trigger()  # slots are recomputed from the API server at every start
 
     async def stop(self) -> None:
         self.queue.stop()
         self.admitter.stop()
+        self.slurm.stop()
         await asyncio.gather(*self._tasks)
         self._tasks = []

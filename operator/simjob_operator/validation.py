@@ -7,7 +7,8 @@ in force) or a ``phases.Rejection`` with one of the reasons
 
 * ``InvalidSpec``: the spec does not parse, a reserved podMetadata key, or the
   kubernetes backend without an image;
-* ``BackendUnavailable``: ``backend: slurm`` (until the Slurm backend lands);
+* ``BackendUnavailable``: ``backend: slurm`` in an operator without the Slurm backend
+  (``runtime`` registers it; the Slurm semantic errors come from ``backends.slurm_backend``);
 * ``UnknownTier``: no such SimTier (or an unusable one);
 * ``RuntimeAboveTierLimit``: ``spec.maxRuntimeSeconds`` above the tier's.
 

@@ -7,7 +7,9 @@ output goes to a log file under pytest's tmp dir (printed on failure), and it
 is stopped by PID. ``OperatorProcess.kill9()``/``start()`` let a test crash
 and restart it. ``kube`` wraps kubectl (JSON in, JSON out, bounded polling);
 ``namespace`` makes a fresh namespace and removes it, SimJobs first, after
-the test.
+the test. ``SESSION_OPERATORS`` holds the session operator while it runs, so a
+module that must be the only operator on the cluster (test_chart.py runs one
+with the Helm chart's ServiceAccount) can stop it and start it again.
 
 Neighbours: tests/conftest.py (``kubeconfig``, ``kubectl_path``),
 test_operator.py, test_operator_restart.py, test_semantic_corpus.py.
@@ -194,6 +196,10 @@ def simjob(
         annotations["pod-container-running-failed.stage.kwok.x-k8s.io/exit-code"] = str(
             fail_exit_code
         )
+        if run_seconds is not None:  # fail after the same run time, not KWOK's default 1 s
+            annotations["pod-container-running-failed.stage.kwok.x-k8s.io/delay"] = (
+                f"{run_seconds}s"
+            )
         if fail_reason:
             annotations["pod-container-running-failed.stage.kwok.x-k8s.io/reason"] = fail_reason
     body: dict[str, Any] = {
@@ -212,6 +218,10 @@ def simjob(
     }
 
 
+# The session's operator while the ``operator`` fixture holds it (at most one).
+SESSION_OPERATORS: list[OperatorProcess] = []
+
+
 class OperatorProcess:
     """The operator under test, as a child process (stopped by PID, never by name)."""
 
@@ -227,6 +237,9 @@ class OperatorProcess:
         self.starts += 1
         self.log_path = self.log_dir / f"operator-{self.starts}.log"
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        # SlurmClusters in local mode use the operator's SLURM_CONF: the repo's Slurm
+        # (hack/slurm/up.sh; started by the tests that use it, via ``slurm_env``).
+        env["SLURM_CONF"] = str(REPO / ".slurm" / "etc" / "slurm.conf")
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [
@@ -290,7 +303,7 @@ def operator(
     kube: Kube, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     kube.run("apply", "-f", str(REPO / "crds"))
-    for crd in ("simjobs.simjob.io", "simtiers.simjob.io"):
+    for crd in ("simjobs.simjob.io", "simtiers.simjob.io", "slurmclusters.simjob.io"):
         kube.run("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
     kube.apply(
         *(
@@ -305,9 +318,11 @@ def operator(
     )
     process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"))
     process.start()
+    SESSION_OPERATORS.append(process)
     try:
         yield process
     finally:
+        SESSION_OPERATORS.remove(process)
         process.stop()
         print(f"\noperator logs: {process.log_dir}")
 

@@ -19,6 +19,7 @@ from tests.integration.conftest import TEST_TIERS, Kube, OperatorProcess, simjob
 pytestmark = pytest.mark.integration
 
 COUNT = 60
+LONG = 10  # SimJobs that run 30 s instead of 3 s
 TERMINAL = {"Succeeded", "Failed", "Cancelled", "TimedOut"}
 
 
@@ -50,9 +51,15 @@ def test_kill9_with_many_simjobs_in_flight(
     sampler.start()
     try:
         # Half fail with exit code 5, so "the right phase" is not just "Succeeded".
+        # The last LONG ones are admitted last and run long enough that even the
+        # third kill, however fast the rest went, finds work in flight.
         kube.apply(
             *(
-                simjob(name, run_seconds=3, **({"fail_exit_code": 5} if i % 2 else {}))
+                simjob(
+                    name,
+                    run_seconds=3 if i < COUNT - LONG else 30,
+                    **({"fail_exit_code": 5} if i % 2 else {}),
+                )
                 for i, name in enumerate(names)
             ),
             namespace=namespace,

@@ -25,7 +25,7 @@ from tests.corpus_cases import TIERS_FILE, CorpusCase, cases
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-CRDS = ("simjobs.simjob.io", "simtiers.simjob.io")
+CRDS = ("simjobs.simjob.io", "simtiers.simjob.io", "slurmclusters.simjob.io")
 
 
 class Kubectl:
@@ -82,8 +82,9 @@ def test_api_server_rejects_schema_case(kubectl: Kubectl, namespace: str, case: 
         assert result.returncode != 0, f"accepted: {result.stdout}"
         assert case.expect in result.stderr
     finally:
-        if final["kind"] == "SimTier":  # cluster-scoped: the namespace does not clean it up
-            kubectl("delete", "simtier", final["metadata"]["name"], "--ignore-not-found")
+        if final["kind"] in ("SimTier", "SlurmCluster"):  # cluster-scoped: not in the namespace
+            kind = final["kind"].lower()
+            kubectl("delete", kind, final["metadata"]["name"], "--ignore-not-found")
 
 
 @pytest.mark.parametrize("case", cases("semantic"), ids=lambda case: case.id)

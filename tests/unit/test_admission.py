@@ -155,3 +155,26 @@ def test_decision_does_not_depend_on_input_order() -> None:
         shuffled = list(records)
         random.Random(seed).shuffle(shuffled)
         assert decide(shuffled, capacity={"small": 4}, eligible=valid) == expected
+
+
+def test_an_unsettled_simjob_keeps_its_place() -> None:
+    # "a" has no finalizer yet: neither it nor anyone behind it is decided now,
+    # so "b" cannot overtake it; "early" (ahead of it) is decided as usual.
+    records = [
+        record("early", "2025-01-01T11:59:59Z"),
+        record("a", "2025-01-01T12:00:00Z"),
+        record("b", "2025-01-01T12:00:00Z"),
+        record("other", "2025-01-01T12:00:01Z", owner="someone-else"),
+    ]
+    decisions = decide(
+        records,
+        capacity={"small": 2},
+        eligible=valid,
+        settled=lambda rec: rec.name != "a",
+    )
+    assert set(decisions) == {"uid-lab-early", "uid-lab-other"}
+    assert decisions["uid-lab-early"].state == AdmissionState.ADMITTED
+    assert decisions["uid-lab-other"].state == AdmissionState.ADMITTED  # another slot key
+    settled = decide(records, capacity={"small": 2}, eligible=valid, settled=lambda rec: True)
+    assert settled["uid-lab-a"].state == AdmissionState.ADMITTED
+    assert settled["uid-lab-b"].state == AdmissionState.WAITING

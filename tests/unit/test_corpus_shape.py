@@ -49,7 +49,7 @@ def test_documents_are_objects_of_our_api(case: CorpusCase) -> None:
     assert 1 <= len(case.documents) <= 2
     for doc in case.documents:
         assert doc["apiVersion"] == c.API_VERSION
-        assert doc["kind"] in {c.SIMJOB_KIND, c.SIMTIER_KIND}
+        assert doc["kind"] in {c.SIMJOB_KIND, c.SIMTIER_KIND, c.SLURMCLUSTER_KIND}
         assert doc["metadata"]["name"]
         # The runner picks the namespace.
         assert "namespace" not in doc["metadata"]

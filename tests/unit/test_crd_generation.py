@@ -1,7 +1,8 @@
 """The generated CRDs: no drift from the models, structural schemas, printer
 columns, defaults and the CEL rules the API relies on.
 
-Neighbours: simjob_operator.crd_generation (the generator), crds/ (its output),
+Neighbours: simjob_operator.crd_generation (the generator), crds/ and the Helm
+chart's charts/simjob-operator/crds/ (its output, both written by `make crds`),
 tests/integration/test_schema_corpus.py (the same rules against the API server).
 """
 
@@ -21,6 +22,7 @@ from simjob_operator.structural_schema import ALLOWED_KEYWORDS, TYPES
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO / "crds"
+CHART_CRDS_DIR = REPO / "charts" / "simjob-operator" / "crds"
 
 JsonDict = dict[str, Any]
 
@@ -62,13 +64,24 @@ def _walk(node: JsonDict, path: str = "") -> Iterator[tuple[str, JsonDict]]:
 # --------------------------------------------------------------------------- drift
 
 
-def test_crd_files_match_the_models() -> None:
-    drifted = [str(p.relative_to(REPO)) for p in gen.drifted_files(CRDS_DIR)]
+@pytest.mark.parametrize("out_dir", [CRDS_DIR, CHART_CRDS_DIR], ids=["crds", "chart-crds"])
+def test_crd_files_match_the_models(out_dir: Path) -> None:
+    drifted = [str(p.relative_to(REPO)) for p in gen.drifted_files(out_dir)]
     assert not drifted, f"{drifted} differ from simjob_operator.models: run `make crds`"
 
 
+def test_the_chart_holds_only_the_generated_crds() -> None:
+    """Nothing hand-written sits next to the generated CRDs in the chart (Helm would
+    install it too)."""
+    assert sorted(p.name for p in CHART_CRDS_DIR.iterdir()) == sorted(gen.rendered_files())
+
+
 def test_generated_files_are_named_like_controller_gen() -> None:
-    assert sorted(gen.rendered_files()) == ["simjob.io_simjobs.yaml", "simjob.io_simtiers.yaml"]
+    assert sorted(gen.rendered_files()) == [
+        "simjob.io_simjobs.yaml",
+        "simjob.io_simtiers.yaml",
+        "simjob.io_slurmclusters.yaml",
+    ]
 
 
 def test_render_is_deterministic_and_round_trips() -> None:

@@ -1,15 +1,27 @@
 """How a Job and its pods map to an Observation (kubernetes_backend.interpret),
-plus the command line of the ``simjob-operator`` script. Pure; no cluster.
+when the Job alone is enough (needs_pods), which reads ``observe`` makes with and
+without the Job from a watch event (a fake client), plus the command line of the
+``simjob-operator`` script. No cluster.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, cast
 
 from simjob_operator import constants as c
-from simjob_operator.backends.kubernetes_backend import interpret, leftover_observation
+from simjob_operator.backends.kubernetes_backend import (
+    KubernetesBackend,
+    interpret,
+    leftover_observation,
+    needs_pods,
+)
+from simjob_operator.kube import Kube
 from simjob_operator.main import kopf_arguments
-from simjob_operator.phases import ObservedState
+from simjob_operator.phases import Observation, ObservedState
+from simjob_operator.records import SimJobRecord
+from simjob_operator.sightings import Seen
+from tests.unit.simjob_bodies import simjob_body
 
 
 def job(*conditions: tuple[str, str], ready: int = 0) -> dict[str, Any]:
@@ -158,3 +170,110 @@ def test_cli_defaults() -> None:
         "--peering=x",
         "-A",
     ]
+
+
+# ----------------------------------------------------------------------------- the Job alone
+
+
+def test_the_job_alone_says_running_completed_or_timed_out() -> None:
+    criteria_met = job(("SuccessCriteriaMet", "CompletionsReached"))
+    criteria_met["status"]["succeeded"] = 1
+    for alone in (
+        job(ready=1),
+        job(("Complete", "")),
+        job(("Failed", "DeadlineExceeded")),
+        criteria_met,
+        job(("FailureTarget", "DeadlineExceeded"), ready=1),
+        job(),  # no pod yet: the Job controller has not created it
+    ):
+        assert not needs_pods(alone), alone
+    assert interpret(job(ready=1), []).state == ObservedState.RUNNING
+    ran = job()
+    ran["status"]["uncountedTerminatedPods"] = {"succeeded": ["pod-uid"]}
+    assert not needs_pods(ran)
+    assert interpret(ran, []).state == ObservedState.RUNNING  # Complete comes a moment later
+    done = interpret(job(("Complete", "")), [])
+    assert (done.state, done.exit_code) == (ObservedState.SUCCEEDED, 0)
+    assert done.start_time is not None  # the Job's startTime
+
+
+def test_the_pods_tell_why_a_job_failed_or_a_pod_waits() -> None:
+    assert needs_pods(job(("Failed", "BackoffLimitExceeded")))  # exit code and reason
+    waiting = job()
+    waiting["status"]["active"] = 1  # a pod exists, not ready: Unschedulable? pulling?
+    assert needs_pods(waiting)
+    failed_pod = job()
+    failed_pod["status"]["failed"] = 1  # the Failed condition is not there yet
+    assert needs_pods(failed_pod)
+
+
+class FakeKube:
+    """The three calls ``observe`` may make, recorded."""
+
+    def __init__(self, job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> None:
+        self.job, self.pods = job, pods
+        self.calls: list[str] = []
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(f"get {name}")
+        return self.job
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        self.calls.append(f"list {selector}")
+        return self.pods
+
+
+def observe(kube: FakeKube, seen: Seen | None, **status: Any) -> Observation:
+    record = SimJobRecord.from_body(simjob_body(status=status or None))
+    backend = KubernetesBackend(cast(Kube, kube))
+    return asyncio.run(backend.observe(record, seen))
+
+
+def ours(*conditions: tuple[str, str], **status: Any) -> dict[str, Any]:
+    body = job(*conditions)
+    body["status"].update(status)
+    body["metadata"] = {"name": "sj-sim", "uid": "job-uid", "labels": {c.LABEL_UID: "uid-lab-sim"}}
+    return body
+
+
+def test_observe_takes_the_job_from_the_event() -> None:
+    kube = FakeKube(job=None, pods=[])
+    running = Seen.of("MODIFIED", ours(ready=1))
+    assert observe(kube, running).state == ObservedState.RUNNING
+    assert kube.calls == []  # neither the Job nor its pods were read
+    assert observe(kube, Seen.of("MODIFIED", ours(("Complete", "")))).state == (
+        ObservedState.SUCCEEDED
+    )
+    assert kube.calls == []
+
+
+def test_observe_reads_the_pod_of_a_failed_job() -> None:
+    oom = pod("Failed", {"terminated": {"exitCode": 137, "reason": "OOMKilled"}})
+    kube = FakeKube(job=None, pods=[oom])
+    seen = observe(kube, Seen.of("MODIFIED", ours(("Failed", "BackoffLimitExceeded"))))
+    assert (seen.state, seen.exit_code, seen.reason) == (ObservedState.FAILED, 137, "OOMKilled")
+    assert kube.calls == [f"list {c.POD_LABEL_CONTROLLER_UID}=job-uid"]
+
+
+def test_observe_looks_up_a_deleted_or_foreign_job() -> None:
+    kube = FakeKube(job=None, pods=[])
+    assert observe(kube, Seen(None)).state == ObservedState.ABSENT
+    assert kube.calls == ["get sj-sim", f"list {c.LABEL_UID}=uid-lab-sim"]
+    foreign = ours(ready=1)
+    foreign["metadata"]["labels"][c.LABEL_UID] = "someone-else"
+    kube = FakeKube(job=ours(ready=1), pods=[])
+    assert observe(kube, Seen.of("MODIFIED", foreign)).state == ObservedState.RUNNING
+    assert kube.calls == ["get sj-sim"]  # the real one, then no pods needed
+    kube = FakeKube(job=ours(active=1), pods=[pod("Pending")])
+    assert observe(kube, None).state == ObservedState.PENDING
+    assert kube.calls == ["get sj-sim", f"list {c.POD_LABEL_CONTROLLER_UID}=job-uid"]
+
+
+def test_observe_trusts_admission_only_for_the_simjob_it_admitted() -> None:
+    kube = FakeKube(job=ours(ready=1), pods=[])
+    # simjob_body's resourceVersion is "100": the version the admission wrote
+    assert observe(kube, Seen.nothing_yet("100")).state == ObservedState.ABSENT
+    assert kube.calls == []
+    # the SimJob changed since (e.g. another reconcile created the Job): look
+    assert observe(kube, Seen.nothing_yet("99")).state == ObservedState.RUNNING
+    assert kube.calls == ["get sj-sim"]

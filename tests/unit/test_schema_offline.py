@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from simjob_operator.crd_generation import generate_crds
-from simjob_operator.models import SimJob, SimTier
+from simjob_operator.models import SimJob, SimTier, SlurmCluster
 from tests.corpus_cases import TIERS_FILE, CorpusCase, cases
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,13 +119,16 @@ def test_examples_are_schema_valid_and_parse(path: Path) -> None:
     assert docs
     for doc in docs:
         assert _offline_fields(doc) == set()
-        model = SimJob if doc["kind"] == "SimJob" else SimTier
-        model.model_validate(doc)
+        models: dict[str, type[SimJob | SimTier | SlurmCluster]] = {
+            "SimJob": SimJob, "SimTier": SimTier, "SlurmCluster": SlurmCluster
+        }  # fmt: skip
+        models[doc["kind"]].model_validate(doc)
 
 
 def test_examples_are_the_documented_ones() -> None:
     assert [p.name for p in EXAMPLES] == [
-        "simjob-fail.yaml", "simjob-hello.yaml", "simjob-long.yaml", "tiers.yaml"
+        "simjob-fail.yaml", "simjob-hello.yaml", "simjob-long.yaml", "simjob-slurm.yaml",
+        "slurmcluster-local.yaml", "tiers.yaml",
     ]  # fmt: skip
     tiers = {
         d["metadata"]["name"]: d["spec"]

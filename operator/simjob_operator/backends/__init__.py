@@ -5,7 +5,7 @@ what it sees (``observe`` -> ``phases.Observation``) and stops it (``cancel``,
 which reports whether everything is gone, so callers retry until it is).
 All three are idempotent and safe to call again after an operator crash:
 ``submit`` adopts what an earlier run of the operator created, never creating
-twice. ``kubernetes_backend`` runs a batch/v1 Job; the Slurm backend comes later.
+twice. ``kubernetes_backend`` runs a batch/v1 Job; ``slurm_backend`` a Slurm job.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Protocol
 
 from ..phases import Observation
 from ..records import SimJobRecord
+from ..sightings import Seen
 from ..validation import Effective
 
 
@@ -43,7 +44,10 @@ class Backend(Protocol):
 
     async def submit(self, record: SimJobRecord, effective: Effective) -> SubmitResult: ...
 
-    async def observe(self, record: SimJobRecord) -> Observation: ...
+    async def observe(self, record: SimJobRecord, seen: Seen | None = None) -> Observation:
+        """What the backend says now; ``seen`` is the newest watch event about the
+        backend object, if one was delivered (a hint that may spare a read)."""
+        ...
 
     async def cancel(self, record: SimJobRecord) -> bool:
         """Stop and delete everything; True once nothing is left."""

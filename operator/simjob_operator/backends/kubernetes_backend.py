@@ -4,11 +4,15 @@
 AlreadyExists means an earlier operator run created it, and it is adopted when
 its ``simjob.io/uid`` label is this SimJob's uid (a Job left by a deleted
 SimJob of the same name blocks until the garbage collector removes it).
-``observe`` reads the Job and its pods (by the Job's controller-uid label) and
-``interpret`` (pure) maps them to an ``Observation``: the Job's final
-conditions Complete/Failed decide the outcome, Failed with reason
+``observe`` takes the Job from the watch event that triggered the reconcile
+(``sightings.Seen``, if it is this SimJob's Job) or GETs it, reads its pods (by
+the Job's controller-uid label) only when the Job alone cannot tell
+(``needs_pods``: a failed Job's exit code and reason, or why an active pod is not
+running yet), and ``interpret`` (pure) maps them to an ``Observation``: the
+Job's final conditions Complete/Failed decide the outcome, Failed with reason
 DeadlineExceeded is a timeout, the pod's terminated state gives the exit code
-and reason (e.g. OOMKilled), a pending pod gives the reason it waits.
+and reason (e.g. OOMKilled), a pending pod gives the reason it waits, and a
+ready (or succeeded) pod counted in the Job's status means it runs (ran).
 ``cancel`` deletes the Job (background propagation) and the SimJob's pods and
 reports True only once none is left; likewise ``observe`` reports "absent"
 only when neither the Job nor any pod labelled with the SimJob's uid exists.
@@ -24,6 +28,7 @@ from ..kube import AlreadyExists, Kube
 from ..manifests import build_job_manifest, job_name
 from ..phases import Observation, ObservedState
 from ..records import SimJobRecord, parse_time
+from ..sightings import Seen
 from ..validation import Effective
 from . import SubmitResult, Submitted
 
@@ -61,8 +66,32 @@ def _pending_detail(pod: Body | None) -> tuple[str, str]:
     return c.REASON_STARTING, "the pod is starting"
 
 
+def _pods_ran(status: Body) -> bool:
+    """The Job's status counts a pod that ran to success (the Complete condition
+    comes a moment later)."""
+    uncounted = status.get("uncountedTerminatedPods") or {}
+    return bool(status.get("succeeded") or uncounted.get("succeeded"))
+
+
+def needs_pods(job: Body) -> bool:
+    """Whether ``interpret`` needs the Job's pods: the Job's status says neither
+    the outcome with all its detail nor whether the pod runs. Pure."""
+    conditions = _true_conditions(job)
+    if "Complete" in conditions:
+        return False
+    if "Failed" in conditions:  # the exit code and reason are on the pod
+        return conditions["Failed"].get("reason") != c.REASON_DEADLINE_EXCEEDED
+    status = job.get("status") or {}
+    if status.get("ready") or _pods_ran(status):
+        return False
+    # A pod exists (or failed) and is not ready: why (Unschedulable, image pull...)?
+    uncounted = status.get("uncountedTerminatedPods") or {}
+    return bool(status.get("active") or status.get("failed") or uncounted.get("failed"))
+
+
 def interpret(job: Body | None, pods: Sequence[Body]) -> Observation:
-    """What a Job and its pods say about the simulation. Pure."""
+    """What a Job and its pods say about the simulation; ``pods`` may be empty when
+    ``needs_pods`` said the Job is enough. Pure."""
     if job is None:
         return Observation(ObservedState.ABSENT)
     status = job.get("status") or {}
@@ -107,7 +136,8 @@ def interpret(job: Body | None, pods: Sequence[Body]) -> Observation:
         )
     running = state.get("running")
     pod_phase = ((pod or {}).get("status") or {}).get("phase")
-    if running or pod_phase in ("Running", "Succeeded", "Failed") or status.get("ready"):
+    ran = pod_phase in ("Running", "Succeeded", "Failed") or _pods_ran(status)
+    if running or ran or status.get("ready"):
         return Observation(
             ObservedState.RUNNING,
             start_time=parse_time((running or {}).get("startedAt"))
@@ -128,6 +158,11 @@ def leftover_observation(pods: Sequence[Body]) -> Observation:
     )
 
 
+def _is_ours(job: Body | None, record: SimJobRecord) -> bool:
+    labels = ((job or {}).get("metadata") or {}).get("labels") or {}
+    return job is not None and labels.get(c.LABEL_UID) == record.uid
+
+
 class KubernetesBackend:
     kind = c.JOB_KIND
 
@@ -142,8 +177,7 @@ class KubernetesBackend:
         job = await self.kube.get_job(record.namespace, self.backend_id(record))
         if job is None:
             return None, None
-        labels = (job.get("metadata") or {}).get("labels") or {}
-        return (job, None) if labels.get(c.LABEL_UID) == record.uid else (None, job)
+        return (job, None) if _is_ours(job, record) else (None, job)
 
     async def submit(self, record: SimJobRecord, effective: Effective) -> SubmitResult:
         assert record.spec is not None
@@ -171,12 +205,18 @@ class KubernetesBackend:
             return SubmitResult(Submitted.BLOCKED, name, f"Job {name} is being deleted; retrying")
         return SubmitResult(Submitted.CREATED, name, f"created Job {name}")
 
-    async def observe(self, record: SimJobRecord) -> Observation:
-        job, _foreign = await self._own_job(record)
+    async def observe(self, record: SimJobRecord, seen: Seen | None = None) -> Observation:
+        if seen is not None and seen.nothing_for(record.resource_version):
+            return Observation(ObservedState.ABSENT)  # just admitted: no Job was ever made
+        job = seen.body if seen is not None and _is_ours(seen.body, record) else None
+        if job is None:  # no event, a deleted or foreign Job: look it up
+            job, _foreign = await self._own_job(record)
         if job is None:
             # No Job; but "absent" must also mean no pod of ours still terminating.
             leftovers = await self.kube.list_pods(record.namespace, f"{c.LABEL_UID}={record.uid}")
             return leftover_observation(leftovers)
+        if not needs_pods(job):
+            return interpret(job, ())
         job_uid = (job.get("metadata") or {}).get("uid")
         selector = f"{c.POD_LABEL_CONTROLLER_UID}={job_uid}"
         pods = await self.kube.list_pods(record.namespace, selector)

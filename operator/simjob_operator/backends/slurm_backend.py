@@ -1,0 +1,405 @@
+"""The Slurm backend: one Slurm job per SimJob, on the SlurmCluster it names.
+
+``submit`` looks the SimJob's marker up first (``SlurmClient.find``) and adopts a job
+an earlier run of the operator submitted (a kill -9 between sbatch and the status
+write), else builds the job (``slurm_jobs.job_spec``) and runs sbatch; the job id is
+written into ``status.backendRef`` ({kind: SlurmJob, id, cluster}) right after. An
+sbatch that failed with ``SlurmUnavailable`` may still have created the job: the
+retry's ``find`` adopts it, so nothing is submitted twice. ``observe`` reads the job's
+state from the SlurmCluster's ``slurm_polling.ClusterPoller`` (one batched query per
+interval for all jobs) and maps it with ``slurm_jobs.interpret``; a failed job's
+message carries the tail of its output. ``cancel`` runs scancel until Slurm confirms
+the job ended (its real end: a job that completed first stays Succeeded).
+
+Errors: Slurm unreachable (``SlurmUnavailable``) propagates — the reconciler keeps
+the phase and retries with backoff — and marks the SlurmCluster ``Reachable=False``.
+What no retry fixes before anything was submitted ends the SimJob Failed with a
+reason: ``UnknownSlurmCluster``, ``InvalidSlurmCredentials`` (Secrets), ``SlurmRejected``
+(sbatch refused), ``InvalidSpec`` (values sbatch cannot take safely), after a grace of
+``UNKNOWN_TIER_GRACE_SECONDS`` for objects applied in the wrong order. Once a job
+exists it is never abandoned silently. ``run`` is the backend's task: it re-lists the
+SlurmClusters, runs one poller per cluster and, at start, tracks the jobs of every
+unfinished SimJob (one LIST). Neighbours: ``slurm_sites``, ``slurm_polling``,
+``slurm_jobs``, ``slurm_api``; wired in by ``runtime``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from kubernetes.client.exceptions import ApiException
+
+from slurm_bridge import (
+    InvalidJobSpec,
+    JobKind,
+    SlurmClient,
+    SlurmRejected,
+    SlurmUnavailable,
+)
+
+from .. import constants as c
+from ..kube import Conflict, Kube
+from ..logs import SimJobLogger, simjob_logger
+from ..models import BackendRef, SimJobSlurmSpec
+from ..phases import Observation, ObservedState, Phase, Rejection, Verdict, is_terminal
+from ..recording import Recorder
+from ..records import SimJobRecord, parse_time
+from ..sightings import Seen
+from ..tiers import TierCache
+from ..validation import Effective
+from ..workqueue import Key
+from . import SubmitResult, Submitted
+from .slurm_api import SlurmApi
+from .slurm_jobs import failure_message, interpret, job_spec, marker
+from .slurm_polling import ClusterPoller
+from .slurm_sites import DEFAULT_LOGIN, Login, Site, SiteError, Sites
+
+logger = logging.getLogger("simjob_operator.slurm")
+MAX_ID_WRITES = 5
+
+
+def job_id_of(record: SimJobRecord) -> str | None:
+    """The Slurm job id recorded in status.backendRef, if any."""
+    ref = record.status.backend_ref
+    if ref is None or ref.kind != c.SLURM_JOB_KIND or not ref.id:
+        return None
+    return ref.id
+
+
+def login_of(record: SimJobRecord) -> Login:
+    slurm = record.spec.slurm if record.spec is not None else None
+    if slurm is None or slurm.credentials_secret_ref is None:
+        return DEFAULT_LOGIN
+    return Login(record.namespace, slurm.credentials_secret_ref.name)
+
+
+def stopping(record: SimJobRecord) -> bool:
+    """We asked (or are asking) Slurm to stop this SimJob's job."""
+    stop_reasons = (c.REASON_CANCEL_REQUESTED, c.REASON_DELETED)
+    return record.cancel or record.deleting or record.status.reason in stop_reasons
+
+
+class SlurmBackend:
+    kind = c.SLURM_JOB_KIND
+
+    def __init__(
+        self,
+        kube: Kube,
+        tiers: TierCache,
+        recorder: Recorder,
+        *,
+        enqueue: Callable[[Key], None],
+        requeue: Callable[[Key, float], None],
+        api: SlurmApi | None = None,
+        sites: Sites | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._kube = kube
+        self._tiers = tiers
+        self._recorder = recorder
+        self._enqueue = enqueue
+        self._requeue = requeue
+        self._api = api if api is not None else SlurmApi(kube)
+        self.sites = sites if sites is not None else Sites(self._api)
+        self._now = now
+        self.pollers: dict[str, ClusterPoller] = {}
+        self._unstarted: list[ClusterPoller] = []
+        self._group: asyncio.TaskGroup | None = None
+        self._stop: asyncio.Queue[bool] = asyncio.Queue()
+        # Refusals no retry fixes, found while submitting; the next observe reports them.
+        self._rejections: dict[str, Rejection] = {}
+        self._tails: dict[str, str] = {}
+
+    def backend_id(self, record: SimJobRecord) -> str:
+        return job_id_of(record) or marker(record.uid)
+
+    # ------------------------------------------------------------------ the task
+
+    async def run(self) -> None:
+        """Pollers, the SlurmCluster resync and the start-up tracking, until ``stop``."""
+        async with asyncio.TaskGroup() as group:
+            self._group = group
+            for poller in self._unstarted:
+                group.create_task(poller.run(), name=f"slurm-poller-{poller.name}")
+            self._unstarted.clear()
+            await self._track_existing()
+            while True:
+                await self._resync()
+                try:
+                    if await asyncio.wait_for(self._stop.get(), c.SLURM_CLUSTER_RESYNC_SECONDS):
+                        break
+                except TimeoutError:
+                    continue
+            self._group = None
+            for poller in self.pollers.values():
+                poller.stop()
+        await self.sites.close()
+
+    def stop(self) -> None:
+        self._stop.put_nowait(True)
+
+    def poller(self, site: Site) -> ClusterPoller:
+        """The poller of ``site`` (created and started on first use)."""
+        poller = self.pollers.get(site.name)
+        if poller is None:
+            poller = ClusterPoller(
+                site.name,
+                sites=self.sites,
+                api=self._api,
+                enqueue=self._enqueue,
+                interval=site.spec.poll_interval_seconds,
+            )
+            self.pollers[site.name] = poller
+            if self._group is not None:
+                self._group.create_task(poller.run(), name=f"slurm-poller-{site.name}")
+            else:
+                self._unstarted.append(poller)
+        poller.interval = site.spec.poll_interval_seconds
+        return poller
+
+    async def _resync(self) -> None:
+        try:
+            bodies = await self._api.list_clusters()
+        except ApiException as exc:
+            logger.warning("listing SlurmClusters failed (retrying): %s", exc)
+            return
+        except Exception:  # e.g. the API server unreachable: the task must live on
+            logger.exception("listing SlurmClusters failed (retrying)")
+            return
+        self.sites.replace_all(bodies)
+        for site in self.sites.known():
+            self.poller(site)  # every cluster shows whether it is reachable
+        for name in [name for name in self.pollers if self.sites.cached(name) is None]:
+            logger.info("[SlurmCluster %s] deleted; its poller stops", name)
+            self.pollers.pop(name).stop()
+
+    async def _track_existing(self) -> None:
+        """After a start: poll the jobs of every unfinished SimJob at once."""
+        try:
+            bodies = await self._kube.list_simjobs()
+        except Exception:  # the reconciles track their jobs anyway, one poll at a time
+            logger.exception("listing SimJobs to track their Slurm jobs failed")
+            return
+        for body in bodies:
+            record = SimJobRecord.from_body(body)
+            job_id = job_id_of(record)
+            slurm = record.spec.slurm if record.spec is not None else None
+            if job_id is None or slurm is None or is_terminal(record.phase):
+                continue
+            try:
+                site = await self.sites.get(slurm.cluster)
+            except ApiException as exc:
+                simjob_logger(record).warning("reading SlurmCluster failed: %s", exc)
+                continue
+            if site is not None:
+                self.poller(site).track(login_of(record), job_id, record.key)
+
+    # ------------------------------------------------------------------ Backend
+
+    async def _connect(
+        self, record: SimJobRecord, slurm: SimJobSlurmSpec
+    ) -> tuple[Site, ClusterPoller, SlurmClient]:
+        site = await self.sites.get(slurm.cluster)
+        if site is None:
+            raise SiteError(
+                c.REASON_UNKNOWN_SLURM_CLUSTER, f"SlurmCluster {slurm.cluster!r} does not exist"
+            )
+        poller = self.poller(site)
+        client = await self.sites.client(site, login_of(record))
+        return site, poller, client
+
+    def _grace_left(self, record: SimJobRecord) -> float:
+        created = parse_time(record.creation_timestamp)
+        if created is None:
+            return 0.0
+        age = (self._now() - created).total_seconds()
+        return max(0.0, c.UNKNOWN_TIER_GRACE_SECONDS - age)
+
+    def _unusable(
+        self, record: SimJobRecord, job_id: str | None, error: SiteError, log: SimJobLogger
+    ) -> Observation:
+        if job_id is None:
+            if stopping(record):
+                return Observation(ObservedState.ABSENT)  # nothing reachable was submitted
+            wait = self._grace_left(record)
+            if wait > 0:  # the SlurmCluster or Secret may be applied a moment later
+                log.info("%s; checking again in %.1f s", error.message, wait)
+                self._requeue(record.key, wait)
+                return Observation(ObservedState.PENDING, reason=c.REASON_STARTING)
+            return Observation(ObservedState.FAILED, reason=error.reason, message=error.message)
+        if stopping(record) and error.reason == c.REASON_UNKNOWN_SLURM_CLUSTER:
+            log.error("cannot cancel Slurm job %s: %s; it may still run", job_id, error.message)
+            return Observation(ObservedState.ABSENT)
+        raise error  # a job exists: keep the phase and retry (a Secret may come back)
+
+    async def observe(self, record: SimJobRecord, seen: Seen | None = None) -> Observation:
+        slurm = record.spec.slurm if record.spec is not None else None
+        if slurm is None:
+            return Observation(
+                ObservedState.FAILED,
+                reason=c.REASON_INVALID_SPEC,
+                message="spec.slurm.cluster is required for backend slurm",
+            )
+        log = simjob_logger(record)
+        job_id = job_id_of(record)
+        rejection = self._rejections.pop(record.uid, None)
+        if rejection is not None and job_id is None:
+            return Observation(
+                ObservedState.FAILED, reason=rejection.reason, message=rejection.message
+            )
+        try:
+            site, poller, client = await self._connect(record, slurm)
+        except SiteError as error:
+            return self._unusable(record, job_id, error, log)
+        if job_id is None:
+            if not stopping(record):
+                return Observation(ObservedState.ABSENT)  # submit finds before it submits
+            job_id = await self._find(record, poller, client)
+            if job_id is None:
+                return Observation(ObservedState.ABSENT)
+        state = await poller.state(login_of(record), job_id, record.key)
+        observation = interpret(state, stopping=stopping(record), cluster=site.name)
+        if observation.state == ObservedState.FAILED and state.kind is JobKind.FAILED:
+            tail = await self._tail(client, job_id, log)
+            observation = dataclasses.replace(observation, message=failure_message(state, tail))
+        return observation
+
+    async def submit(self, record: SimJobRecord, effective: Effective) -> SubmitResult:
+        slurm = record.spec.slurm if record.spec is not None else None
+        name = marker(record.uid)
+        if record.spec is None or slurm is None:
+            return SubmitResult(Submitted.BLOCKED, name, "spec.slurm is missing")
+        log = simjob_logger(record, backend_id=name)
+        try:
+            site, poller, client = await self._connect(record, slurm)
+        except SiteError as error:
+            self._rejections[record.uid] = Rejection(error.reason, error.message)
+            return SubmitResult(Submitted.BLOCKED, name, error.message)
+        job_id = await self._find(record, poller, client)
+        outcome = Submitted.ADOPTED
+        if job_id is None:
+            tier, _error = await self._tiers.get(record.spec.tier)
+            try:
+                job = job_spec(
+                    namespace=record.namespace,
+                    name=record.name,
+                    uid=record.uid,
+                    spec=record.spec,
+                    slurm=slurm,
+                    effective=effective,
+                    tier_slurm=tier.slurm if tier is not None else None,
+                )
+            except InvalidJobSpec as exc:
+                self._rejections[record.uid] = Rejection(c.REASON_INVALID_SPEC, str(exc))
+                return SubmitResult(Submitted.BLOCKED, name, str(exc))
+            try:
+                job_id = await client.submit(job)
+            except SlurmRejected as exc:
+                poller.report(True, "")
+                message = f"sbatch refused the job on {site.name}: {exc.message}"
+                self._rejections[record.uid] = Rejection(c.REASON_SLURM_REJECTED, message)
+                return SubmitResult(Submitted.BLOCKED, name, message)
+            except SlurmUnavailable as exc:
+                # Ambiguous: the job may exist. The retry's find() adopts it.
+                poller.report(False, exc.message)
+                raise
+            _crash_hook(record, job_id)
+            outcome = Submitted.CREATED
+        poller.report(True, "")
+        poller.track(login_of(record), job_id, record.key)
+        poller.poll_soon()
+        await self._record_job(record, job_id, site.name, log.bind(backend_id=job_id))
+        verb = "submitted" if outcome == Submitted.CREATED else "adopted"
+        return SubmitResult(outcome, job_id, f"{verb} Slurm job {job_id} on {site.name}")
+
+    async def cancel(self, record: SimJobRecord) -> bool:
+        slurm = record.spec.slurm if record.spec is not None else None
+        job_id = job_id_of(record)
+        if is_terminal(record.phase) or slurm is None:
+            self._rejections.pop(record.uid, None)
+            return True  # its job has ended (or never existed)
+        log = simjob_logger(record)
+        try:
+            _site, poller, client = await self._connect(record, slurm)
+        except SiteError as error:
+            self._unusable(record, job_id, error, log)  # raises while a job may live
+            return True
+        if job_id is None:
+            job_id = await self._find(record, poller, client)
+            if job_id is None:
+                return True
+        try:
+            state = await client.cancel(job_id)
+        except SlurmUnavailable as exc:
+            poller.report(False, exc.message)
+            raise
+        poller.report(True, "")
+        poller.record(job_id, state)
+        log.bind(backend_id=job_id).info("scancel: Slurm reports %s", state.state)
+        return state.finished or state.kind is JobKind.MISSING
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _find(
+        self, record: SimJobRecord, poller: ClusterPoller, client: SlurmClient
+    ) -> str | None:
+        try:
+            found = await client.find(marker(record.uid))
+        except SlurmUnavailable as exc:
+            poller.report(False, exc.message)
+            raise
+        poller.report(True, "")
+        return found
+
+    async def _tail(self, client: SlurmClient, job_id: str, log: SimJobLogger) -> str:
+        if job_id in self._tails:
+            return self._tails[job_id]
+        try:
+            tail = await client.output_tail(job_id)
+        except SlurmUnavailable as exc:
+            log.warning("could not read the output of Slurm job %s: %s", job_id, exc.message)
+            return ""
+        if len(self._tails) > 1000:
+            self._tails.clear()
+        self._tails[job_id] = tail
+        return tail
+
+    async def _record_job(
+        self, record: SimJobRecord, job_id: str, cluster: str, log: SimJobLogger
+    ) -> None:
+        """status.backendRef = the Slurm job (with the usual precondition; on a conflict,
+        re-read and write again unless the SimJob changed beyond recognition)."""
+        ref = BackendRef(kind=c.SLURM_JOB_KIND, id=job_id, cluster=cluster)
+        current = record
+        for _ in range(MAX_ID_WRITES):
+            if current.status.backend_ref == ref:
+                return
+            status = current.status.model_copy(deep=True)
+            status.backend_ref = ref
+            verdict = Verdict(phase=current.phase or Phase.PENDING, reason=None, message=None)
+            try:
+                await self._recorder.record(current, status, verdict, log)
+            except Conflict:
+                fresh = await self._kube.get_simjob(record.namespace, record.name)
+                if fresh is None:
+                    return
+                current = SimJobRecord.from_body(fresh)
+                if current.uid != record.uid or is_terminal(current.phase):
+                    return
+                continue
+            log.info("recorded Slurm job %s on %s", job_id, cluster)
+            return
+        log.warning("could not record Slurm job %s (conflicts); find() adopts it", job_id)
+
+
+def _crash_hook(record: SimJobRecord, job_id: str) -> None:
+    """Test hook: die like a kill -9 between sbatch and the status write."""
+    who = f"{record.namespace}/{record.name}"
+    if os.environ.get(c.ENV_CRASH_AFTER_SBATCH) == who:
+        os.write(2, f"{c.ENV_CRASH_AFTER_SBATCH}={who}: exiting after sbatch ({job_id})\n".encode())
+        os._exit(137)

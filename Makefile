@@ -6,7 +6,9 @@
 #                      integration (real control plane) and slurm tests
 #   make cluster / cluster-down     the local control plane (hack/cluster/)
 #   make slurm / slurm-down         the local Slurm (hack/slurm/)
-#   make crds                       regenerate crds/ from the pydantic models
+#   make crds                       regenerate crds/ and the chart's crds/ from the models
+#   make helm-build / chart-lint / chart-test   helm from Go modules (hack/helm/); the chart
+#   make image / dist               the operator image (needs a Docker engine); wheel + sdist
 #   make bench                      benchmarks (bench/), figures with a baseline
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -17,13 +19,17 @@ VENV    := $(REPO)/.venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 CLUSTER := $(REPO)/.cluster
+CHART   := $(REPO)/charts/simjob-operator
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE   ?= simjob-operator:$(VERSION)
 export PATH := $(CLUSTER)/bin:$(VENV)/bin:$(PATH)
 
 .PHONY: help run test deps venv lint typecheck crds crds-check unit integration slurm-tests \
-        cluster cluster-build cluster-down slurm slurm-down bench clean
+        cluster cluster-build cluster-down slurm slurm-down bench clean \
+        helm-build chart-lint chart-test image dist
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
 
 ## --- environment -------------------------------------------------------------
 deps:
@@ -47,6 +53,10 @@ cluster: deps
 cluster-down:
 	@hack/cluster/down.sh
 
+# helm from Go modules (hack/helm/go.mod), cached; linked as .cluster/bin/helm.
+helm-build: deps
+	@hack/helm/build.sh >/dev/null
+
 slurm:
 	@hack/slurm/up.sh
 
@@ -54,15 +64,38 @@ slurm-down:
 	@hack/slurm/down.sh
 
 ## --- code ----------------------------------------------------------------------
+# crds/, the chart's crds/, and the chart's values.schema.json entries for SimTiers
+# and SlurmClusters (hack/helm/values_schema.py) all follow simjob_operator.models.
 crds: venv
-	@$(PY) -m simjob_operator.crd_generation
+	@$(PY) -m simjob_operator.crd_generation --out crds --out $(CHART)/crds
+	@$(PY) hack/helm/values_schema.py
 
 crds-check: venv
-	@$(PY) -m simjob_operator.crd_generation --check
+	@$(PY) -m simjob_operator.crd_generation --check --out crds --out $(CHART)/crds
+	@$(PY) hack/helm/values_schema.py --check
+
+chart-lint: helm-build
+	@"$$(hack/helm/build.sh 2>/dev/null)" lint --strict $(CHART)
+
+# The chart on the real control plane (lint, template + server dry-run, install,
+# upgrade, uninstall, values schema, RBAC proof) plus its offline checks.
+chart-test: venv helm-build cluster-build
+	@$(PY) -m pytest tests/unit/test_chart_files.py tests/unit/test_crd_generation.py \
+	  tests/integration/test_chart.py tests/integration/test_packaging.py
+
+# The operator image. This machine may have only a Docker client: say so, build nothing.
+image:
+	@command -v docker >/dev/null || { echo "[image] no docker command: install Docker to build $(IMAGE)" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "[image] no Docker engine reachable (docker info failed): $(IMAGE) NOT built; run make image where a Docker daemon runs" >&2; exit 1; }
+	docker build -t $(IMAGE) .
+	@echo "[image] built $(IMAGE); with a registry: docker tag $(IMAGE) REGISTRY/$(IMAGE) && docker push REGISTRY/$(IMAGE)"
+
+dist: venv
+	@$(PY) -m build --outdir dist .
 
 lint: venv
 	@$(PY) -m ruff check .
-	@$(PY) -m ruff format --check operator slurm_bridge tests bench
+	@$(PY) -m ruff format --check .
 
 typecheck: venv
 	@$(PY) -m mypy
@@ -72,18 +105,25 @@ unit: venv
 
 ## --- the two set-up commands -------------------------------------------------------
 # The pytest fixtures start the control plane and Slurm (same scripts) when they are
-# not running, and stop what they started at the end of the session.
-test: deps venv lint typecheck crds-check cluster-build
+# not running, and stop what they started at the end of the session; the chart tests
+# use helm from hack/helm/build.sh (built here, a cache hit for the tests).
+test: deps venv lint typecheck crds-check cluster-build helm-build
 	@$(PY) -m pytest tests
 
 run: deps venv
 	@if [ -z "$${KUBECONFIG:-}" ]; then \
 	  echo "[run] no \$$KUBECONFIG: starting the embedded local control plane and Slurm"; \
 	  hack/cluster/up.sh; hack/slurm/up.sh; \
+	  . ./.slurm/env; \
 	  export KUBECONFIG=$(CLUSTER)/kubeconfig; \
 	  echo "[run] the cluster and Slurm keep running after the operator stops: make cluster-down slurm-down"; \
 	else echo "[run] using the cluster of \$$KUBECONFIG=$$KUBECONFIG"; fi; \
 	kubectl apply --server-side --force-conflicts -f crds/ >/dev/null; \
+	if [ -n "$${SLURM_CONF:-}" ]; then \
+	  kubectl wait --for=condition=Established crd/slurmclusters.simjob.io --timeout=60s >/dev/null; \
+	  kubectl apply -f examples/slurmcluster-local.yaml >/dev/null; \
+	  echo "[run] SlurmCluster local: Slurm of SLURM_CONF=$$SLURM_CONF. Try: kubectl apply -f examples/simjob-slurm.yaml"; \
+	fi; \
 	echo "[run] CRDs applied; starting the operator (Ctrl-C stops it). Try: kubectl apply -f examples/ && kubectl get sj -w"; \
 	exec $(PY) -m kopf run -m simjob_operator.main --all-namespaces --standalone
 

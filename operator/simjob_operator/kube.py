@@ -18,7 +18,7 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -71,14 +71,19 @@ def _micro_time(moment: datetime) -> str:
 class Kube:
     """The API calls the operator makes; each one is a coroutine."""
 
-    def __init__(self, api_client: ApiClient) -> None:
+    def __init__(self, api_client: ApiClient, namespaces: Sequence[str] = ()) -> None:
         self.api_client = api_client
         self.custom = CustomObjectsApi(api_client)
         self.instance = os.environ.get("POD_NAME") or socket.gethostname()
+        # The namespaces served (empty: all); list_simjobs reads only these.
+        self.namespaces = tuple(namespaces)
 
     @classmethod
     def connect(cls) -> Kube:
-        return cls(ApiClient(configuration=load_configuration()))
+        """A client from the kubeconfig, serving $SIMJOB_WATCH_NAMESPACES (or all)."""
+        watched = os.environ.get(c.ENV_WATCH_NAMESPACES, "")
+        namespaces = [name.strip() for name in watched.split(",") if name.strip()]
+        return cls(ApiClient(configuration=load_configuration()), namespaces)
 
     async def _call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(func, *args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
@@ -105,12 +110,27 @@ class Kube:
         )
 
     async def list_simjobs(self) -> list[Body]:
-        """Every SimJob in the cluster, read from the API server (a consistent LIST)."""
-        result: Body = await self._call(
-            self.custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.SIMJOB_PLURAL
-        )
+        """Every SimJob served, read from the API server: one consistent LIST of the
+        cluster, or one LIST per namespace in ``namespaces``."""
+        if self.namespaces:
+            results: list[Body] = [
+                await self._call(
+                    self.custom.list_namespaced_custom_object,
+                    c.GROUP,
+                    c.VERSION,
+                    namespace,
+                    c.SIMJOB_PLURAL,
+                )
+                for namespace in self.namespaces
+            ]
+        else:
+            results = [
+                await self._call(
+                    self.custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.SIMJOB_PLURAL
+                )
+            ]
         kind = c.SIMJOB_KIND
-        items: list[Body] = result.get("items") or []
+        items: list[Body] = [item for result in results for item in result.get("items") or []]
         for item in items:  # LIST items carry no apiVersion/kind
             item.setdefault("apiVersion", c.API_VERSION)
             item.setdefault("kind", kind)

@@ -4,17 +4,24 @@ Importing this module registers the handlers (``handlers``). ``cli()`` runs
 kopf's own command line with the operator's defaults: all namespaces
 (``--all-namespaces``) and ``--standalone`` (no peering), unless the arguments
 name namespaces or a peering; any other kopf ``run`` option passes through,
-e.g. ``simjob-operator --verbose`` or ``simjob-operator -n lab``.
+e.g. ``simjob-operator --verbose`` or ``simjob-operator -n lab``. Namespaces
+named exactly with ``-n`` are also handed to the runtime (``$SIMJOB_WATCH_NAMESPACES``,
+read by ``kube.Kube.connect``), so the admission pass lists SimJobs only there; with
+kopf patterns (``-n 'lab-*'``) it still lists the whole cluster.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from collections.abc import Sequence
 
+from . import constants as c
 from . import handlers  # noqa: F401 - registers the kopf handlers
 
 SCOPE_OPTIONS = ("-n", "--namespace", "-A", "--all-namespaces")
+NAMESPACE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 PEERING_OPTIONS = ("-P", "--peering", "--standalone")
 
 
@@ -32,8 +39,31 @@ def kopf_arguments(args: Sequence[str]) -> list[str]:
     return ["run", "-m", __name__, *defaults, *args]
 
 
+def watched_namespaces(args: Sequence[str]) -> list[str] | None:
+    """The namespaces that ``-n``/``--namespace`` name in ``args``, or None: no
+    namespace option (all namespaces), or a kopf pattern (``lab-*``, ``!kube-system``)
+    that cannot be listed name by name."""
+    names: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg in ("-n", "--namespace"):
+            names.append(next(rest, ""))
+        elif arg.startswith("--namespace="):
+            names.append(arg.removeprefix("--namespace="))
+        elif arg.startswith("-n"):
+            names.append(arg.removeprefix("-n").removeprefix("="))
+    if not names or not all(NAMESPACE_NAME.match(name) for name in names):
+        return None
+    return names
+
+
 def cli(argv: Sequence[str] | None = None) -> None:
     from kopf.cli import main
 
     arguments = kopf_arguments(sys.argv[1:] if argv is None else argv)
+    namespaces = watched_namespaces(arguments)
+    if namespaces is None:  # all namespaces, or patterns: the runtime lists the cluster
+        os.environ.pop(c.ENV_WATCH_NAMESPACES, None)
+    else:
+        os.environ[c.ENV_WATCH_NAMESPACES] = ",".join(namespaces)
     main(args=arguments, prog_name="simjob-operator")

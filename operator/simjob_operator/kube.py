@@ -45,6 +45,10 @@ class AlreadyExists(Exception):
     """A create found an object of that name (409 AlreadyExists)."""
 
 
+class Gone(Exception):
+    """A write found no object to write to (404): it was deleted meanwhile."""
+
+
 def status_of(exc: BaseException) -> int | None:
     return exc.status if isinstance(exc, ApiException) else None
 
@@ -139,7 +143,8 @@ class Kube:
     async def patch_simjob_status(
         self, namespace: str, name: str, status: Body, *, resource_version: str
     ) -> Body:
-        """JSON merge patch of status, refused (``Conflict``) if the object changed."""
+        """JSON merge patch of status, refused (``Conflict``) if the object changed,
+        ``Gone`` if it was deleted."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
         try:
             result: Body = await self._call(
@@ -155,6 +160,8 @@ class Kube:
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(f"{namespace}/{name} changed since {resource_version}") from exc
+            if exc.status == 404:
+                raise Gone(f"{namespace}/{name} no longer exists") from exc
             raise
         return result
 

@@ -102,7 +102,10 @@ def test_slurmctld_restart_mid_run_recovers_without_duplicates(
     operator: OperatorProcess,
     slurm_env: dict[str, str],
 ) -> None:
-    names = [f"through-{i}" for i in range(3)]
+    # Two jobs of one CPU each: both run at once on the local node (nproc CPUs, at
+    # least 2 here), so both are Running when the controller goes down; a third
+    # would wait for a CPU and start only as the first two end.
+    names = [f"through-{i}" for i in range(2)]
     kube.apply(
         *(slurm_simjob(name, local_cluster, "sleep", "45") for name in names),
         namespace=namespace,

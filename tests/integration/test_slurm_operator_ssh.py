@@ -93,6 +93,9 @@ def ssh_cluster(kube: Kube, operator: OperatorProcess, sshd: SshdServer) -> Iter
         "user": op1.name,
         "workDir": str(op1.work_dir),
         "credentialsSecretRef": {"namespace": secrets_ns, "name": "op1-key"},
+        # The local Slurm keeps finished jobs only in its completion log, which the
+        # login users cannot read (docs/slurm.md, "Accounting for non-root users").
+        "accounting": "none",
     }
     kube.apply(
         slurm_cluster(

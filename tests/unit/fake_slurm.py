@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from simjob_operator.kube import Conflict
+from simjob_operator.kube import Conflict, Gone
 from slurm_bridge import JobKind, JobSpec, JobState, SlurmRejected, SlurmUnavailable, map_state
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -36,6 +36,7 @@ class FakeSlurm:
         self.unreachable: str | None = None
         self.reject: str | None = None
         self.fail_after_submit = False
+        self.during_submit: Callable[[], None] | None = None  # runs while "sbatch" runs
         self.tails: dict[str, str] = {}
         self._next = 100
 
@@ -69,6 +70,8 @@ class FakeSlurm:
             spec.marker,
             JobState(job_id=job_id, state="PENDING", kind=JobKind.QUEUED, source="fake"),
         )
+        if self.during_submit is not None:
+            self.during_submit()
         if self.fail_after_submit:
             self.fail_after_submit = False
             raise SlurmUnavailable("sbatch: connection reset after the job was created")
@@ -126,7 +129,9 @@ class FakeKube:
     async def patch_simjob_status(
         self, namespace: str, name: str, status: dict[str, Any], *, resource_version: str
     ) -> dict[str, Any]:
-        body = self.simjobs[(namespace, name)]
+        body = self.simjobs.get((namespace, name))
+        if body is None:
+            raise Gone(f"{namespace}/{name}")
         if self.conflicts or body["metadata"]["resourceVersion"] != resource_version:
             self.conflicts = max(0, self.conflicts - 1)
             raise Conflict(f"{namespace}/{name}")

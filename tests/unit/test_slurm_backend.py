@@ -197,6 +197,60 @@ def test_an_ambiguous_sbatch_failure_is_adopted_by_the_retry() -> None:
     run(scenario)
 
 
+def test_a_job_whose_simjob_is_deleted_while_sbatch_runs_is_cancelled() -> None:
+    async def scenario(h: Harness) -> None:
+        record = h.simjob("vanishing")
+        h.slurm.during_submit = lambda: h.kube.simjobs.pop(record.key)  # finalizer raced us
+        result = await h.backend.submit(record, EFFECTIVE)
+        assert result.outcome == Submitted.BLOCKED
+        (job_id,) = h.slurm.jobs
+        assert result.backend_id == job_id
+        assert h.slurm.jobs[job_id][1].state == "CANCELLED"  # not left running unowned
+        assert h.slurm.calls["scancel"] == 1
+
+    run(scenario)
+
+
+def test_a_job_whose_simjob_ends_while_sbatch_runs_is_cancelled() -> None:
+    async def scenario(h: Harness) -> None:
+        record = h.simjob("cancelled-meanwhile")
+
+        def cancel_meanwhile() -> None:  # another writer: Queued -> Cancelled
+            body = h.kube.simjobs[record.key]
+            body["status"]["phase"] = "Cancelled"
+            body["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
+
+        h.slurm.during_submit = cancel_meanwhile
+        result = await h.backend.submit(record, EFFECTIVE)
+        assert result.outcome == Submitted.BLOCKED
+        assert h.slurm.jobs[result.backend_id][1].state == "CANCELLED"
+        assert job_id_of(h.stored(record)) is None  # the ended SimJob is left as it was
+
+    run(scenario)
+
+
+def test_an_unwanted_job_is_cancelled_once_slurm_answers_again() -> None:
+    async def scenario(h: Harness) -> None:
+        record = h.simjob("vanishing-in-an-outage")
+
+        def vanish_and_break() -> None:
+            h.kube.simjobs.pop(record.key)
+            h.slurm.unreachable = "slurmctld is down"
+
+        async def come_back() -> None:
+            await asyncio.sleep(1.5)  # past the first retry (1 s)
+            h.slurm.unreachable = None
+
+        h.slurm.during_submit = vanish_and_break
+        returning = asyncio.create_task(come_back())
+        result = await h.backend.submit(record, EFFECTIVE)
+        await returning
+        assert h.slurm.jobs[result.backend_id][1].state == "CANCELLED"
+        assert h.slurm.calls["scancel"] >= 2  # refused while down, then done
+
+    run(scenario)
+
+
 def test_sbatch_refusal_and_unsafe_values_fail_the_simjob_with_a_reason() -> None:
     async def scenario(h: Harness) -> None:
         record = h.simjob("refused")

@@ -43,7 +43,7 @@ from slurm_bridge import (
 )
 
 from .. import constants as c
-from ..kube import Conflict, Kube
+from ..kube import Conflict, Gone, Kube
 from ..logs import SimJobLogger, simjob_logger
 from ..models import BackendRef, SimJobSlurmSpec
 from ..phases import Observation, ObservedState, Phase, Rejection, Verdict, is_terminal
@@ -61,6 +61,7 @@ from .slurm_sites import DEFAULT_LOGIN, Login, Site, SiteError, Sites
 
 logger = logging.getLogger("simjob_operator.slurm")
 MAX_ID_WRITES = 5
+UNWANTED_CANCEL_ATTEMPTS = 4  # scancel of a job whose SimJob went away (1+2+4 s apart)
 
 
 def job_id_of(record: SimJobRecord) -> str | None:
@@ -311,9 +312,14 @@ class SlurmBackend:
             _crash_hook(record, job_id)
             outcome = Submitted.CREATED
         poller.report(True, "")
+        job_log = log.bind(backend_id=job_id)
+        if not await self._record_job(record, job_id, site.name, job_log):
+            # Cancelled or deleted while sbatch ran: nobody else would stop this job.
+            await self._cancel_unwanted(client, poller, job_id, job_log)
+            message = f"Slurm job {job_id} on {site.name} is no longer wanted; cancelled it"
+            return SubmitResult(Submitted.BLOCKED, job_id, message)
         poller.track(login_of(record), job_id, record.key)
         poller.poll_soon()
-        await self._record_job(record, job_id, site.name, log.bind(backend_id=job_id))
         verb = "submitted" if outcome == Submitted.CREATED else "adopted"
         return SubmitResult(outcome, job_id, f"{verb} Slurm job {job_id} on {site.name}")
 
@@ -371,30 +377,68 @@ class SlurmBackend:
 
     async def _record_job(
         self, record: SimJobRecord, job_id: str, cluster: str, log: SimJobLogger
-    ) -> None:
+    ) -> bool:
         """status.backendRef = the Slurm job (with the usual precondition; on a conflict,
-        re-read and write again unless the SimJob changed beyond recognition)."""
+        re-read and write again). False when the job is no longer wanted: the SimJob
+        was deleted, replaced (another uid) or ended (e.g. Cancelled) while sbatch ran,
+        so that nothing would ever track or stop the job."""
         ref = BackendRef(kind=c.SLURM_JOB_KIND, id=job_id, cluster=cluster)
         current = record
         for _ in range(MAX_ID_WRITES):
             if current.status.backend_ref == ref:
-                return
+                return True
             status = current.status.model_copy(deep=True)
             status.backend_ref = ref
             verdict = Verdict(phase=current.phase or Phase.PENDING, reason=None, message=None)
             try:
                 await self._recorder.record(current, status, verdict, log)
+            except Gone:
+                return False
             except Conflict:
                 fresh = await self._kube.get_simjob(record.namespace, record.name)
                 if fresh is None:
-                    return
+                    return False
                 current = SimJobRecord.from_body(fresh)
                 if current.uid != record.uid or is_terminal(current.phase):
-                    return
+                    return False
                 continue
             log.info("recorded Slurm job %s on %s", job_id, cluster)
-            return
+            return True
         log.warning("could not record Slurm job %s (conflicts); find() adopts it", job_id)
+        return True
+
+    async def _cancel_unwanted(
+        self, client: SlurmClient, poller: ClusterPoller, job_id: str, log: SimJobLogger
+    ) -> None:
+        """scancel a job whose SimJob went away while sbatch ran, retrying a few times
+        while Slurm is unreachable; what is left is logged with the job id."""
+        delay = 1.0
+        for attempt in range(1, UNWANTED_CANCEL_ATTEMPTS + 1):
+            try:
+                state = await client.cancel(job_id)
+            except SlurmUnavailable as exc:
+                poller.report(False, exc.message)
+                if attempt == UNWANTED_CANCEL_ATTEMPTS:
+                    log.exception(
+                        "Slurm job %s outlived its SimJob and scancel failed %d times (%s); "
+                        "cancel it by hand: scancel %s",
+                        job_id,
+                        attempt,
+                        exc.message,
+                        job_id,
+                    )
+                    return
+                await asyncio.sleep(delay)
+                delay *= 2
+                continue
+            poller.report(True, "")
+            log.warning(
+                "the SimJob was cancelled or deleted while sbatch ran; scancel of Slurm "
+                "job %s: Slurm reports %s",
+                job_id,
+                state.state,
+            )
+            return
 
 
 def _crash_hook(record: SimJobRecord, job_id: str) -> None:

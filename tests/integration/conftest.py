@@ -219,6 +219,16 @@ def simjob(
 
 
 # The session's operator while the ``operator`` fixture holds it (at most one).
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to our child by its PID, SIGKILL after 30 s; waits for it to end."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+
 SESSION_OPERATORS: list[OperatorProcess] = []
 
 
@@ -285,12 +295,7 @@ class OperatorProcess:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        stop_process(self.proc)
 
 
 @pytest.fixture(scope="session")

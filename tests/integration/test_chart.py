@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -49,7 +48,7 @@ import pytest
 import yaml
 
 from simjob_operator import constants as c
-from tests.integration.conftest import SESSION_OPERATORS, Kube, simjob, wait_for
+from tests.integration.conftest import SESSION_OPERATORS, Kube, simjob, stop_process, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.helm]
 
@@ -618,12 +617,7 @@ class TokenOperator:
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        stop_process(self.proc)
 
 
 def token_kubeconfig(kube: Kube, admin: Path, account: str, namespace: str, out: Path) -> Path:

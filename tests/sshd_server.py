@@ -27,10 +27,13 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
+import pytest
 
 SSHD = Path("/usr/sbin/sshd")
 HOST = "127.0.0.1"
@@ -262,3 +265,22 @@ def remove_user(name: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"userdel {name} failed ({done.returncode}): {done.stderr}")
         time.sleep(0.5)
+
+
+@contextmanager
+def serving(user_names: list[str], slurm_env: Mapping[str, str]) -> Iterator[SshdServer]:
+    """An sshd for ``user_names`` on the local Slurm of ``slurm_env`` (a test is skipped
+    unless we are root: it creates Unix users). Afterwards the users' leftover jobs are
+    cancelled (userdel refuses users with processes), then sshd and the users go."""
+    if os.geteuid() != 0:
+        pytest.skip("SSH-mode tests create Unix users and run sshd: they need root")
+    server = SshdServer(user_names, slurm_env["SLURM_CONF"])
+    server.start()
+    try:
+        yield server
+    finally:
+        for name in user_names:
+            subprocess.run(
+                ["scancel", "--user", name], env=dict(slurm_env), capture_output=True, timeout=60
+            )
+        server.remove()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +32,7 @@ from tests.slurm_bridge_helpers import (
     wait_for_state,
 )
 from tests.slurm_hostile import ACCEPTED
-from tests.sshd_server import HOST, SshdServer, new_key
+from tests.sshd_server import HOST, SshdServer, new_key, serving
 
 pytestmark = pytest.mark.slurm
 
@@ -47,19 +46,8 @@ def marker(tag: str) -> str:
 
 @pytest.fixture(scope="module")
 def sshd(slurm_env: dict[str, str]) -> Iterator[SshdServer]:
-    if os.geteuid() != 0:
-        pytest.skip("SSH-mode tests create Unix users and run sshd: they need root")
-    server = SshdServer(USERS, slurm_env["SLURM_CONF"])
-    server.start()
-    try:
+    with serving(USERS, slurm_env) as server:
         yield server
-    finally:
-        # Leftover jobs of the users first (userdel refuses users with processes).
-        for name in USERS:
-            subprocess.run(
-                ["scancel", "--user", name], env=slurm_env, capture_output=True, timeout=60
-            )
-        server.remove()
 
 
 def target(sshd: SshdServer, user: str, *, known_hosts: bytes | None = None) -> SshTarget:

@@ -14,9 +14,7 @@ Neighbours: test_slurm_bridge_ssh.py (the bridge alone), test_slurm_operator.py.
 from __future__ import annotations
 
 import base64
-import os
 import pwd
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,7 +33,7 @@ from tests.integration.slurm_operator_helpers import (
     slurm_state,
     wait_reachable,
 )
-from tests.sshd_server import HOST, SshdServer, new_key
+from tests.sshd_server import HOST, SshdServer, new_key, serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 
@@ -57,19 +55,8 @@ def secret(name: str, data: dict[str, bytes]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def sshd(slurm_env: dict[str, str]) -> Iterator[SshdServer]:
-    if os.geteuid() != 0:
-        pytest.skip("SSH-mode tests create Unix users and run sshd: they need root")
-    server = SshdServer(USERS, slurm_env["SLURM_CONF"])
-    server.start()
-    try:
+    with serving(USERS, slurm_env) as server:  # userdel is retried while jobs end
         yield server
-    finally:
-        for name in USERS:  # userdel refuses users with processes (jobs)
-            subprocess.run(
-                ["scancel", "--user", name], env=slurm_env, capture_output=True, timeout=60
-            )
-        time.sleep(2)
-        server.remove()
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,8 @@ import yaml
 from pydantic import BaseModel
 
 from . import constants as c
-from .models import SimJob, SimTier, SlurmCluster
+from .models import SimJob, SimTier
+from .slurm_models import SlurmCluster
 from .structural_schema import JsonDict, SchemaError, structural_schema
 
 HEADER: Final = (

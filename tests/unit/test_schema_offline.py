@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from simjob_operator.crd_generation import generate_crds
-from simjob_operator.models import SimJob, SimTier, SlurmCluster
+from simjob_operator.models import SimJob, SimTier
+from simjob_operator.slurm_models import SlurmCluster
 from tests.corpus_cases import TIERS_FILE, CorpusCase, cases
 
 REPO = Path(__file__).resolve().parents[2]

@@ -24,10 +24,10 @@ from simjob_operator.backends.slurm_jobs import marker
 from simjob_operator.backends.slurm_polling import reachable_condition
 from simjob_operator.backends.slurm_sites import DEFAULT_LOGIN, Login, SiteError, Sites
 from simjob_operator.kube import Kube
-from simjob_operator.models import SlurmClusterSpec
 from simjob_operator.phases import ObservedState
 from simjob_operator.recording import Recorder
 from simjob_operator.records import SimJobRecord, parse_time
+from simjob_operator.slurm_models import SlurmClusterSpec
 from simjob_operator.tiers import TierCache
 from simjob_operator.validation import Effective
 from slurm_bridge import CliSlurmClient, JobSpec, SlurmClient, SlurmUnavailable

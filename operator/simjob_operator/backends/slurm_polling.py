@@ -31,8 +31,8 @@ from kubernetes.client.exceptions import ApiException
 from slurm_bridge import CliSlurmClient, JobState, SlurmError, SlurmUnavailable
 
 from .. import constants as c
-from ..models import SlurmClusterCondition
 from ..records import format_time
+from ..slurm_models import SlurmClusterCondition
 from ..workqueue import Key
 from .slurm_api import SlurmApi
 from .slurm_sites import DEFAULT_LOGIN, Login, Site, SiteError, Sites

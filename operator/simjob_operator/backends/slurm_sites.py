@@ -41,7 +41,7 @@ from slurm_bridge import (
 from slurm_bridge.specs import check_work_dir
 
 from .. import constants as c
-from ..models import SlurmClusterSpec
+from ..slurm_models import SlurmClusterSpec
 from .slurm_api import SlurmApi
 
 logger = logging.getLogger("simjob_operator.slurm")

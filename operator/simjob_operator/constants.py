@@ -111,6 +111,8 @@ UNKNOWN_TIER_GRACE_SECONDS: Final = 5.0  # a SimJob may be applied just before i
 WATCH_SERVER_TIMEOUT_SECONDS: Final = 300
 WATCH_CLIENT_TIMEOUT_SECONDS: Final = 330
 CLEANUP_TIMEOUT_SECONDS: Final = 300.0  # on.delete stops waiting (GC still removes the Job)
+# on.delete retries after an error (Slurm unreachable: its job may still run); kopf's is 60 s
+CLEANUP_RETRY_SECONDS: Final = 10.0
 RECONCILE_WORKERS: Final = 16
 EVENT_REPORTING_CONTROLLER: Final = "simjob.io/operator"
 

@@ -121,7 +121,7 @@ async def resync(
     _runtime(memo).resync((namespace or "", name), body)
 
 
-@kopf.on.delete(*SIMJOBS, id=c.HANDLER_CLEANUP)
+@kopf.on.delete(*SIMJOBS, id=c.HANDLER_CLEANUP, backoff=c.CLEANUP_RETRY_SECONDS)
 async def simjob_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # Poll here rather than raising TemporaryError: no retry bookkeeping is written
     # to the object, and the wait is bounded, so a deletion never hangs forever

@@ -19,8 +19,8 @@ import pytest
 from simjob_operator import constants as c
 from simjob_operator.backends import Submitted
 from simjob_operator.backends.slurm_api import SlurmApi
-from simjob_operator.backends.slurm_backend import SlurmBackend, job_id_of
-from simjob_operator.backends.slurm_jobs import marker
+from simjob_operator.backends.slurm_backend import SlurmBackend
+from simjob_operator.backends.slurm_jobs import job_id_of, marker
 from simjob_operator.backends.slurm_polling import reachable_condition
 from simjob_operator.backends.slurm_sites import DEFAULT_LOGIN, Login, SiteError, Sites
 from simjob_operator.kube import Kube

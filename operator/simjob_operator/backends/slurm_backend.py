@@ -17,10 +17,11 @@ What no retry fixes before anything was submitted ends the SimJob Failed with a
 reason: ``UnknownSlurmCluster``, ``InvalidSlurmCredentials`` (Secrets), ``SlurmRejected``
 (sbatch refused), ``InvalidSpec`` (values sbatch cannot take safely), after a grace of
 ``UNKNOWN_TIER_GRACE_SECONDS`` for objects applied in the wrong order. Once a job
-exists it is never abandoned silently. ``run`` is the backend's task: it re-lists the
-SlurmClusters, runs one poller per cluster and, at start, tracks the jobs of every
-unfinished SimJob (one LIST). Neighbours: ``slurm_sites``, ``slurm_polling``,
-``slurm_jobs``, ``slurm_api``; wired in by ``runtime``.
+exists it is never abandoned silently. ``run`` is the backend's task
+(``slurm_pollers``): it re-lists the SlurmClusters, runs one poller per cluster and, at
+start, tracks the jobs of every unfinished SimJob (one LIST). Neighbours:
+``slurm_sites``, ``slurm_polling``, ``slurm_pollers``, ``slurm_jobs``, ``slurm_api``;
+wired in by ``runtime``.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ import logging
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
-
-from kubernetes.client.exceptions import ApiException
 
 from slurm_bridge import (
     InvalidJobSpec,
@@ -55,28 +54,14 @@ from ..validation import Effective
 from ..workqueue import Key
 from . import SubmitResult, Submitted
 from .slurm_api import SlurmApi
-from .slurm_jobs import failure_message, interpret, job_spec, marker
+from .slurm_jobs import failure_message, interpret, job_id_of, job_spec, login_of, marker
+from .slurm_pollers import Pollers
 from .slurm_polling import ClusterPoller
-from .slurm_sites import DEFAULT_LOGIN, Login, Site, SiteError, Sites
+from .slurm_sites import Site, SiteError, Sites
 
 logger = logging.getLogger("simjob_operator.slurm")
 MAX_ID_WRITES = 5
 UNWANTED_CANCEL_ATTEMPTS = 4  # scancel of a job whose SimJob went away (1+2+4 s apart)
-
-
-def job_id_of(record: SimJobRecord) -> str | None:
-    """The Slurm job id recorded in status.backendRef, if any."""
-    ref = record.status.backend_ref
-    if ref is None or ref.kind != c.SLURM_JOB_KIND or not ref.id:
-        return None
-    return ref.id
-
-
-def login_of(record: SimJobRecord) -> Login:
-    slurm = record.spec.slurm if record.spec is not None else None
-    if slurm is None or slurm.credentials_secret_ref is None:
-        return DEFAULT_LOGIN
-    return Login(record.namespace, slurm.credentials_secret_ref.name)
 
 
 def stopping(record: SimJobRecord) -> bool:
@@ -108,10 +93,7 @@ class SlurmBackend:
         self._api = api if api is not None else SlurmApi(kube)
         self.sites = sites if sites is not None else Sites(self._api)
         self._now = now
-        self.pollers: dict[str, ClusterPoller] = {}
-        self._unstarted: list[ClusterPoller] = []
-        self._group: asyncio.TaskGroup | None = None
-        self._stop: asyncio.Queue[bool] = asyncio.Queue()
+        self._pollers = Pollers(kube, self._api, self.sites, enqueue)
         # Refusals no retry fixes, found while submitting; the next observe reports them.
         self._rejections: dict[str, Rejection] = {}
         self._tails: dict[str, str] = {}
@@ -121,84 +103,21 @@ class SlurmBackend:
 
     # ------------------------------------------------------------------ the task
 
+    @property
+    def pollers(self) -> dict[str, ClusterPoller]:
+        """The poller of each SlurmCluster, by name."""
+        return self._pollers.by_name
+
     async def run(self) -> None:
         """Pollers, the SlurmCluster resync and the start-up tracking, until ``stop``."""
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            for poller in self._unstarted:
-                group.create_task(poller.run(), name=f"slurm-poller-{poller.name}")
-            self._unstarted.clear()
-            await self._track_existing()
-            while True:
-                await self._resync()
-                try:
-                    if await asyncio.wait_for(self._stop.get(), c.SLURM_CLUSTER_RESYNC_SECONDS):
-                        break
-                except TimeoutError:
-                    continue
-            self._group = None
-            for poller in self.pollers.values():
-                poller.stop()
-        await self.sites.close()
+        await self._pollers.run()
 
     def stop(self) -> None:
-        self._stop.put_nowait(True)
+        self._pollers.stop()
 
     def poller(self, site: Site) -> ClusterPoller:
         """The poller of ``site`` (created and started on first use)."""
-        poller = self.pollers.get(site.name)
-        if poller is None:
-            poller = ClusterPoller(
-                site.name,
-                sites=self.sites,
-                api=self._api,
-                enqueue=self._enqueue,
-                interval=site.spec.poll_interval_seconds,
-            )
-            self.pollers[site.name] = poller
-            if self._group is not None:
-                self._group.create_task(poller.run(), name=f"slurm-poller-{site.name}")
-            else:
-                self._unstarted.append(poller)
-        poller.interval = site.spec.poll_interval_seconds
-        return poller
-
-    async def _resync(self) -> None:
-        try:
-            bodies = await self._api.list_clusters()
-        except ApiException as exc:
-            logger.warning("listing SlurmClusters failed (retrying): %s", exc)
-            return
-        except Exception:  # e.g. the API server unreachable: the task must live on
-            logger.exception("listing SlurmClusters failed (retrying)")
-            return
-        self.sites.replace_all(bodies)
-        for site in self.sites.known():
-            self.poller(site)  # every cluster shows whether it is reachable
-        for name in [name for name in self.pollers if self.sites.cached(name) is None]:
-            logger.info("[SlurmCluster %s] deleted; its poller stops", name)
-            self.pollers.pop(name).stop()
-
-    async def _track_existing(self) -> None:
-        """After a start: poll the jobs of every unfinished SimJob at once."""
-        try:
-            bodies = await self._kube.list_simjobs()
-        except Exception:  # the reconciles track their jobs anyway, one poll at a time
-            logger.exception("listing SimJobs to track their Slurm jobs failed")
-            return
-        for body in bodies:
-            record = SimJobRecord.from_body(body)
-            job_id = job_id_of(record)
-            slurm = record.spec.slurm if record.spec is not None else None
-            if job_id is None or slurm is None or is_terminal(record.phase):
-                continue
-            try:
-                site = await self.sites.get(slurm.cluster)
-            except ApiException as exc:
-                simjob_logger(record).warning("reading SlurmCluster failed: %s", exc)
-                continue
-            if site is not None:
-                self.poller(site).track(login_of(record), job_id, record.key)
+        return self._pollers.of(site)
 
     # ------------------------------------------------------------------ Backend
 

@@ -9,7 +9,9 @@ rounded up), --mem in MiB (the tier's ``slurm.memory`` or its memory), --time (t
 runtime limit in minutes, rounded up), partition/QOS/account (the SimJob's
 ``spec.slurm`` over the tier's). ``interpret`` maps a ``slurm_bridge.JobState`` to a
 ``phases.Observation`` (see the table in docs/slurm.md); ``failure_message`` says how a
-job failed, with the tail of its output. Used by ``slurm_backend``.
+job failed, with the tail of its output. ``job_id_of`` reads the job id recorded in
+status.backendRef, ``login_of`` whose credentials the job runs under. Used by
+``slurm_backend`` and ``slurm_pollers``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from .. import constants as c
 from ..models import SimJobSlurmSpec, SimJobSpec, SlurmTierSpec
 from ..phases import Observation, ObservedState
 from ..quantities import memory_bytes
+from ..records import SimJobRecord
 from ..validation import Effective
+from .slurm_sites import DEFAULT_LOGIN, Login
 
 MIB = 2**20
 # Slurm's pending reasons that only say "about to start" (the rest is shown to the user).
@@ -164,3 +168,18 @@ def interpret(state: JobState, *, stopping: bool, cluster: str) -> Observation:
         reason="UnknownSlurmState",
         message=f"{job} is in state {state.state}, which SimJob does not know",
     )
+
+
+def job_id_of(record: SimJobRecord) -> str | None:
+    """The Slurm job id recorded in status.backendRef, if any."""
+    ref = record.status.backend_ref
+    if ref is None or ref.kind != c.SLURM_JOB_KIND or not ref.id:
+        return None
+    return ref.id
+
+
+def login_of(record: SimJobRecord) -> Login:
+    slurm = record.spec.slurm if record.spec is not None else None
+    if slurm is None or slurm.credentials_secret_ref is None:
+        return DEFAULT_LOGIN
+    return Login(record.namespace, slurm.credentials_secret_ref.name)

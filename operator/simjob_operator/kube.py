@@ -89,12 +89,14 @@ class Kube:
         namespaces = [name.strip() for name in watched.split(",") if name.strip()]
         return cls(ApiClient(configuration=load_configuration()), namespaces)
 
-    async def _call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    async def call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """One blocking client call in a worker thread, with the request timeout."""
         return await asyncio.to_thread(func, *args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
 
-    async def _get(self, func: Callable[..., Any], /, *args: Any) -> Body | None:
+    async def get_or_none(self, func: Callable[..., Any], /, *args: Any) -> Body | None:
+        """A GET through ``call``; None for 404."""
         try:
-            result: Body = await self._call(func, *args)
+            result: Body = await self.call(func, *args)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -104,7 +106,7 @@ class Kube:
     # ------------------------------------------------------------------ SimJobs
 
     async def get_simjob(self, namespace: str, name: str) -> Body | None:
-        return await self._get(
+        return await self.get_or_none(
             self.custom.get_namespaced_custom_object,
             c.GROUP,
             c.VERSION,
@@ -118,7 +120,7 @@ class Kube:
         cluster, or one LIST per namespace in ``namespaces``."""
         if self.namespaces:
             results: list[Body] = [
-                await self._call(
+                await self.call(
                     self.custom.list_namespaced_custom_object,
                     c.GROUP,
                     c.VERSION,
@@ -129,7 +131,7 @@ class Kube:
             ]
         else:
             results = [
-                await self._call(
+                await self.call(
                     self.custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.SIMJOB_PLURAL
                 )
             ]
@@ -147,7 +149,7 @@ class Kube:
         ``Gone`` if it was deleted."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
         try:
-            result: Body = await self._call(
+            result: Body = await self.call(
                 self.custom.patch_namespaced_custom_object_status,
                 c.GROUP,
                 c.VERSION,
@@ -168,7 +170,7 @@ class Kube:
     async def delete_simjob(self, namespace: str, name: str, *, uid: str) -> None:
         """Delete one SimJob, only if it still is the object with ``uid``."""
         try:
-            await self._call(
+            await self.call(
                 self.custom.delete_namespaced_custom_object,
                 c.GROUP,
                 c.VERSION,
@@ -184,20 +186,20 @@ class Kube:
     # ------------------------------------------------------------------ SimTiers
 
     async def get_simtier(self, name: str) -> Body | None:
-        return await self._get(
+        return await self.get_or_none(
             self.custom.get_cluster_custom_object, c.GROUP, c.VERSION, c.SIMTIER_PLURAL, name
         )
 
     # ------------------------------------------------------------------ Jobs and pods
 
     async def get_job(self, namespace: str, name: str) -> Body | None:
-        return await self._get(
+        return await self.get_or_none(
             self.custom.get_namespaced_custom_object, "batch", "v1", namespace, "jobs", name
         )
 
     async def create_job(self, namespace: str, body: Body) -> Body:
         try:
-            result: Body = await self._call(
+            result: Body = await self.call(
                 self.custom.create_namespaced_custom_object,
                 "batch",
                 "v1",
@@ -218,7 +220,7 @@ class Kube:
         if uid is not None:
             options["preconditions"] = {"uid": uid}
         try:
-            await self._call(
+            await self.call(
                 self.custom.delete_namespaced_custom_object,
                 "batch",
                 "v1",
@@ -293,7 +295,7 @@ class Kube:
                 "uid": meta.get("uid"),
             },
         }
-        await self._call(
+        await self.call(
             self.custom.create_namespaced_custom_object,
             "events.k8s.io",
             "v1",

@@ -30,26 +30,17 @@ class SlurmApi:
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
 
-    async def _call(self, func: Any, /, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(func, *args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
-
     async def get_cluster(self, name: str) -> Body | None:
-        try:
-            result: Body = await self._call(
-                self.kube.custom.get_cluster_custom_object,
-                c.GROUP,
-                c.VERSION,
-                c.SLURMCLUSTER_PLURAL,
-                name,
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return result
+        return await self.kube.get_or_none(
+            self.kube.custom.get_cluster_custom_object,
+            c.GROUP,
+            c.VERSION,
+            c.SLURMCLUSTER_PLURAL,
+            name,
+        )
 
     async def list_clusters(self) -> list[Body]:
-        result: Body = await self._call(
+        result: Body = await self.kube.call(
             self.kube.custom.list_cluster_custom_object,
             c.GROUP,
             c.VERSION,
@@ -61,7 +52,7 @@ class SlurmApi:
     async def patch_cluster_status(self, name: str, status: Body) -> Body | None:
         """Merge-patch a SlurmCluster's status; None when the SlurmCluster is gone."""
         try:
-            result: Body = await self._call(
+            result: Body = await self.kube.call(
                 self.kube.custom.patch_cluster_custom_object_status,
                 c.GROUP,
                 c.VERSION,

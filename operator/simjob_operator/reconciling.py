@@ -272,6 +272,10 @@ class Reconciler:
             )
             if not gone:
                 return False
+            if not verdict.terminal:
+                # It went away during this pass: the next pass observes it absent and
+                # records the end (Cancelled, reason Deleted, with its Event).
+                return False
         self._slot_freed()
         return True
 

@@ -10,36 +10,71 @@ This package imports nothing from the operator. Modules:
 * runners.py — the ``Runner`` protocol and ``LocalRunner``; ssh.py — ``SshPool``,
   ``SshTarget``, ``SshRunner`` (asyncssh, optional extra ``ssh``);
 * cli.py — ``CliSlurmClient``; pyslurm_client.py — ``PyslurmClient`` (extra ``pyslurm``);
-* errors.py — ``SlurmUnavailable``, ``SlurmRejected``, ``InvalidJobSpec``.
+* errors.py — ``SlurmUnavailable`` (and ``CredentialsExpired``), ``SlurmRejected`` (and
+  ``SlurmUnsatisfiable``), ``InvalidJobSpec``;
+* rundirs.py — run directories: write inputs, list and fetch outputs, remove (local or
+  SSH, through a runner; no path traversal, no symlink following);
+* certs.py — OpenSSH user certificates: ``certificate_validity`` (expiry to show).
 
 ssh.py and pyslurm_client.py are not imported here so that their optional dependencies
 stay optional: import them explicitly.
 """
 
+from slurm_bridge.certs import CertificateValidity, certificate_validity
 from slurm_bridge.cli import CliSlurmClient
 from slurm_bridge.clients import Accounting, SlurmClient
-from slurm_bridge.errors import InvalidJobSpec, SlurmError, SlurmRejected, SlurmUnavailable
+from slurm_bridge.errors import (
+    CredentialsExpired,
+    InvalidJobSpec,
+    SlurmError,
+    SlurmRejected,
+    SlurmUnavailable,
+    SlurmUnsatisfiable,
+)
+from slurm_bridge.rundirs import (
+    RunDirError,
+    RunFile,
+    UnsafeRunPath,
+    fetch_file,
+    list_run_dir,
+    remove_run_dir,
+    run_dir_path,
+    write_inputs,
+)
 from slurm_bridge.runners import LocalRunner, Runner, RunResult
-from slurm_bridge.scripts import batch_script, output_path, sbatch_options
+from slurm_bridge.scripts import GpuRequest, batch_script, output_path, sbatch_options
 from slurm_bridge.specs import JobSpec
 from slurm_bridge.states import JobKind, JobState, map_state
 
 __all__ = [
     "Accounting",
+    "CertificateValidity",
     "CliSlurmClient",
+    "CredentialsExpired",
+    "GpuRequest",
     "InvalidJobSpec",
     "JobKind",
     "JobSpec",
     "JobState",
     "LocalRunner",
+    "RunDirError",
+    "RunFile",
     "RunResult",
     "Runner",
     "SlurmClient",
     "SlurmError",
     "SlurmRejected",
     "SlurmUnavailable",
+    "SlurmUnsatisfiable",
+    "UnsafeRunPath",
     "batch_script",
+    "certificate_validity",
+    "fetch_file",
+    "list_run_dir",
     "map_state",
     "output_path",
+    "remove_run_dir",
+    "run_dir_path",
     "sbatch_options",
+    "write_inputs",
 ]

@@ -14,6 +14,9 @@ Every call is one or two commands through a ``Runner`` (local subprocess or SSH)
   running, recently finished), then sacct over a look-back window (only our own jobs:
   slurmdbd filters by user, the completion log is filtered here by UID).
 * ``output_tail`` — ``tail -c`` of ``<workDir>/simjob-<id>.out``, bounded.
+* ``ping`` — ``scontrol ping``: the controller must say ``UP``.
+* ``usage`` (not in the protocol) — ONE ``sacct`` with the jobs' steps, for elapsed
+  seconds, allocated CPUs/TRES and MaxRSS of finished jobs (slurmdbd or completion log).
 
 ``squeue``/``sacct`` run with ``SLURM_TIME_FORMAT=%s`` (through ``env``, which also works
 over SSH where sshd drops client environment variables) so times are epoch seconds.
@@ -27,7 +30,12 @@ import logging
 from collections.abc import Iterable
 
 from slurm_bridge.clients import DEFAULT_TAIL_BYTES, DEFAULT_TAIL_LINES, Accounting
-from slurm_bridge.errors import InvalidJobSpec, SlurmRejected, SlurmUnavailable
+from slurm_bridge.errors import (
+    InvalidJobSpec,
+    SlurmRejected,
+    SlurmUnavailable,
+    SlurmUnsatisfiable,
+)
 from slurm_bridge.parsing import (
     JOB_ID,
     SACCT_FIELDS,
@@ -39,11 +47,17 @@ from slurm_bridge.parsing import (
     tail_text,
 )
 from slurm_bridge.runners import DEFAULT_TIMEOUT_S, Runner, RunResult
-from slurm_bridge.scripts import batch_script, output_path, sbatch_options
+from slurm_bridge.scripts import GpuRequest, batch_script, output_path, sbatch_options
 from slurm_bridge.specs import MARKER, JobSpec, check_work_dir
 from slurm_bridge.states import JobKind, JobState
 
-__all__ = ["TIME_ENV", "UNAVAILABLE_PATTERNS", "CliSlurmClient", "classify_failure"]
+__all__ = [
+    "TIME_ENV",
+    "UNAVAILABLE_PATTERNS",
+    "UNSATISFIABLE_PATTERNS",
+    "CliSlurmClient",
+    "classify_failure",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +83,26 @@ UNAVAILABLE_PATTERNS = (
     "slurmctld not responding",
     "resource temporarily unavailable",
 )
+# stderr fragments (lower case) of a refusal that no node of the partition can ever satisfy.
+UNSATISFIABLE_PATTERNS = (
+    "requested node configuration is not available",
+    "node count specification invalid",
+)
 _GONE = ("invalid job id", "already completing or completed", "job/step already")
 
 
 def classify_failure(result: RunResult, *, refusal: bool) -> SlurmRejected | SlurmUnavailable:
-    """The error for a failed command: unreachable Slurm, or (if ``refusal``) a refusal."""
+    """The error for a failed command: unreachable Slurm, or (if ``refusal``) a refusal
+    (``SlurmUnsatisfiable`` when no node can ever run the job as asked)."""
     text = f"{result.stderr}\n{result.stdout}".lower()
     unavailable = result.returncode in (126, 127) or any(p in text for p in UNAVAILABLE_PATTERNS)
-    cls = SlurmRejected if refusal and not unavailable else SlurmUnavailable
+    cls: type[SlurmRejected | SlurmUnavailable]
+    if not refusal or unavailable:
+        cls = SlurmUnavailable
+    elif any(p in text for p in UNSATISFIABLE_PATTERNS):
+        cls = SlurmUnsatisfiable
+    else:
+        cls = SlurmRejected
     return cls(result.describe(), argv=result.argv, stderr=result.stderr)
 
 
@@ -93,8 +119,10 @@ class CliSlurmClient:
         lookback_days: int = 7,
         cancel_confirm_timeout: float = 30.0,
         cancel_poll_interval: float = 0.5,
+        gpu_request: GpuRequest | str = GpuRequest.GRES,
     ) -> None:
         self._runner = runner
+        self.gpu_request = GpuRequest(gpu_request)
         self.work_dir = check_work_dir(work_dir)
         self._accounting = Accounting(accounting)
         self._timeout = command_timeout
@@ -112,7 +140,7 @@ class CliSlurmClient:
     # -- submit ----------------------------------------------------------------------
     async def submit(self, spec: JobSpec) -> str:
         script = batch_script(spec).encode("utf-8")
-        argv = ["sbatch", *sbatch_options(spec, self.work_dir)]
+        argv = ["sbatch", *sbatch_options(spec, self.work_dir, gpu_request=self.gpu_request)]
         await self._ensure_work_dir()
         result = await self._runner.run(argv, stdin=script, timeout_s=self._timeout)
         if not result.ok:
@@ -212,6 +240,39 @@ class CliSlurmClient:
         logger.info("Slurm accounting on %s: %s", self._runner.where, detected)
         self._accounting = detected
         return detected
+
+    async def usage(self, job_ids: Iterable[str]) -> dict[str, JobState]:
+        """Accounting records (with usage, MaxRSS from the steps) of ``job_ids`` in ONE
+        sacct; ids accounting does not know (yet) are left out. Empty without accounting."""
+        ids = _checked_ids(job_ids)
+        mode = await self.accounting() if ids else Accounting.NONE
+        if mode is Accounting.NONE:
+            return {}
+        argv = [*TIME_ENV, "sacct"]
+        if mode is Accounting.COMPLETION:
+            argv.append("--completion")
+        argv += [
+            "--noheader",
+            "--parsable2",
+            f"--jobs={','.join(ids)}",
+            f"--format={','.join(SACCT_FIELDS)}",
+        ]
+        result = await self._run_checked(argv)
+        return parse_sacct(result.stdout, source=_sacct_name(mode))
+
+    # -- ping ------------------------------------------------------------------------
+    async def ping(self) -> None:
+        """``scontrol ping``; raise ``SlurmUnavailable`` unless the controller is UP."""
+        result = await self._runner.run(["scontrol", "ping"], timeout_s=self._timeout)
+        if not result.ok:
+            raise classify_failure(result, refusal=False)
+        if " is UP" not in result.stdout:
+            raise SlurmUnavailable(
+                f"slurmctld does not answer on {self._runner.where}: "
+                f"{result.stdout.strip() or result.describe()}",
+                argv=result.argv,
+                stderr=result.stderr,
+            )
 
     # -- cancel ----------------------------------------------------------------------
     async def cancel(self, job_id: str) -> JobState:

@@ -59,6 +59,11 @@ class SlurmClient(Protocol):
         """The last ``lines`` lines (at most ``max_bytes``) of the job's output file."""
         ...
 
+    async def ping(self) -> None:
+        """A cheap reachability check of the controller (``scontrol ping`` or its API
+        twin); raises ``SlurmUnavailable`` when it cannot be asked or does not answer."""
+        ...
+
     async def close(self) -> None:
         """Release connections or threads held by the client."""
         ...

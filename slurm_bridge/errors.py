@@ -11,6 +11,15 @@ Two families matter to callers (operator/simjob_operator/… maps them later):
   limit above the partition's). Retrying the same job will not help; it carries Slurm's
   message for the user.
 
+Two refinements, subclasses so that code handling the family keeps working:
+
+* ``CredentialsExpired`` (a ``SlurmUnavailable``) — the login node refused an SSH
+  certificate whose validity has ended (``valid_before`` says when). Running jobs are
+  not affected; calls work again once the credential is renewed.
+* ``SlurmUnsatisfiable`` (a ``SlurmRejected``) — Slurm refused the job because no node
+  of the partition can ever satisfy it (more GPUs, CPUs or memory than any node has:
+  sbatch's "Requested node configuration is not available").
+
 ``InvalidJobSpec`` (a ``ValueError``) is raised before anything is sent, when a value is
 unsafe or malformed (see slurm_bridge/specs.py and slurm_bridge/scripts.py).
 Neighbours: runners.py and ssh.py raise ``SlurmUnavailable``; cli.py classifies stderr.
@@ -19,12 +28,15 @@ Neighbours: runners.py and ssh.py raise ``SlurmUnavailable``; cli.py classifies 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 __all__ = [
+    "CredentialsExpired",
     "InvalidJobSpec",
     "SlurmError",
     "SlurmRejected",
     "SlurmUnavailable",
+    "SlurmUnsatisfiable",
 ]
 
 
@@ -44,6 +56,25 @@ class SlurmUnavailable(SlurmError):
 
 class SlurmRejected(SlurmError):
     """Slurm answered and refused the request (``sbatch`` rejected the job)."""
+
+
+class SlurmUnsatisfiable(SlurmRejected):
+    """No node of the partition can ever run the job as asked (e.g. too many GPUs)."""
+
+
+class CredentialsExpired(SlurmUnavailable):
+    """The SSH certificate has expired (or is not yet valid): renew the credential."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        valid_before: datetime | None = None,
+        argv: Sequence[str] = (),
+        stderr: str = "",
+    ) -> None:
+        super().__init__(message, argv=argv, stderr=stderr)
+        self.valid_before = valid_before
 
 
 class InvalidJobSpec(ValueError):

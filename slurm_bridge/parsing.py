@@ -8,6 +8,9 @@ The CLI client asks for machine-readable output and parses it here:
   The only free-text field (Reason) comes last, so a ``|`` in it cannot shift columns.
 * ``sacct --parsable2 --noheader`` (slurmdbd, or ``--completion`` for jobcomp/filetxt)
   with ``ExitCode`` as ``code:signal``; a job listed several times keeps its last record.
+  The usage columns (``ElapsedRaw``, ``AllocCPUS``, ``AllocTRES``, ``MaxRSS``) follow the
+  state ones and may be empty or absent; ``MaxRSS`` lives on step records (``123.batch``),
+  whose largest value is folded into the job's record.
 * ``scontrol show config`` (``Name = value`` lines) to detect what accounting exists.
 * the tail of an output file, bounded in lines and bytes.
 
@@ -16,6 +19,7 @@ Neighbours: states.py (``map_state``/``JobState``), cli.py (runs the commands).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -27,9 +31,11 @@ __all__ = [
     "SACCT_FIELDS",
     "SQUEUE_FORMAT",
     "parse_config",
+    "parse_elapsed",
     "parse_exit_code",
     "parse_named_jobs",
     "parse_sacct",
+    "parse_size_bytes",
     "parse_slurm_time",
     "parse_squeue",
     "parse_wait_status",
@@ -39,7 +45,21 @@ __all__ = [
 # A plain job id or an array task (123_4); never an option-like or comma-carrying string.
 JOB_ID = re.compile(r"[0-9]{1,12}(?:_[0-9]{1,9})?")
 SQUEUE_FORMAT = "JobID:|,State:|,exit_code:|,StartTime:|,EndTime:|,Reason:"
-SACCT_FIELDS = ("JobID", "State", "ExitCode", "Start", "End")
+SACCT_FIELDS = (
+    "JobID",
+    "State",
+    "ExitCode",
+    "Start",
+    "End",
+    "ElapsedRaw",
+    "AllocCPUS",
+    "AllocTRES",
+    "MaxRSS",
+)
+_STATE_FIELDS = 5  # JobID..End: what every record must have
+STEP_ID = re.compile(r"(?P<job>[0-9]{1,12}(?:_[0-9]{1,9})?)\.[A-Za-z0-9_+-]+")
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
+_ELAPSED = re.compile(r"(?:(?P<d>\d+)-)?(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+)(?:\.\d+)?")
 _NO_TIME = frozenset({"", "N/A", "NONE", "UNKNOWN", "0", "(NULL)"})
 _NO_REASON = frozenset({"", "NONE", "(NULL)", "N/A"})
 
@@ -122,21 +142,74 @@ def parse_squeue(output: str) -> dict[str, JobState]:
     return states
 
 
-def parse_sacct(output: str, source: str = "sacct") -> dict[str, JobState]:
-    """States from ``sacct --parsable2 --noheader --format=JobID,State,ExitCode,Start,End``.
+def parse_elapsed(text: str) -> int | None:
+    """Seconds from sacct's ``ElapsedRaw`` (digits) or ``Elapsed`` (``[D-][HH:]MM:SS``)."""
+    value = text.strip()
+    if value.isdigit():
+        return int(value)
+    match = _ELAPSED.fullmatch(value)
+    if match is None:
+        return None
+    days, hours = int(match["d"] or 0), int(match["h"] or 0)
+    return ((days * 24 + hours) * 60 + int(match["m"])) * 60 + int(match["s"])
 
-    Step records (``123.batch``) are skipped; the last record of a job id wins (a requeued
-    job appears once per run).
+
+def parse_size_bytes(text: str) -> int | None:
+    """Bytes from a Slurm size such as ``MaxRSS`` (``1234K``, ``12.5M``, ``0``; 1024-based)."""
+    value = text.strip().upper()
+    if not value:
+        return None
+    unit = value[-1] if value[-1] in _SIZE_UNITS else ""
+    number = value[: len(value) - len(unit)]
+    try:
+        amount = float(number)
+    except ValueError:
+        return None
+    if amount < 0 or amount != amount:  # negative or NaN
+        return None
+    return int(amount * _SIZE_UNITS[unit])
+
+
+def _count(text: str) -> int | None:
+    value = text.strip()
+    return int(value) if value.isdigit() else None
+
+
+def parse_sacct(output: str, source: str = "sacct") -> dict[str, JobState]:
+    """States (and usage) from ``sacct --parsable2 --noheader --format=<SACCT_FIELDS>``.
+
+    The last record of a job id wins (a requeued job appears once per run). Step records
+    (``123.batch``, ``123.0``) carry no state of the job; their largest ``MaxRSS`` becomes
+    the job's ``max_rss_bytes``. Lines with only the first five fields are accepted.
     """
     states: dict[str, JobState] = {}
+    max_rss: dict[str, int] = {}
     for line in output.splitlines():
-        fields = line.split("|")
-        if len(fields) < len(SACCT_FIELDS) or not JOB_ID.fullmatch(fields[0].strip()):
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) < _STATE_FIELDS:
             continue
-        job_id, state, exit_code, start, end = (f.strip() for f in fields[: len(SACCT_FIELDS)])
-        if not state:
-            continue  # jobcomp/filetxt records it could not parse (e.g. names with spaces)
-        states[job_id] = _state(job_id, state, parse_exit_code(exit_code), start, end, "", source)
+        fields += [""] * (len(SACCT_FIELDS) - len(fields))
+        job_id, state, exit_code, start, end, elapsed, cpus, tres, rss = fields[: len(SACCT_FIELDS)]
+        step = STEP_ID.fullmatch(job_id)
+        if step is not None:
+            size = parse_size_bytes(rss)
+            if size is not None:
+                max_rss[step["job"]] = max(size, max_rss.get(step["job"], 0))
+            continue
+        if not JOB_ID.fullmatch(job_id) or not state:
+            continue  # not a job, or a jobcomp/filetxt record it could not parse
+        base = _state(job_id, state, parse_exit_code(exit_code), start, end, "", source)
+        states[job_id] = dataclasses.replace(
+            base,
+            elapsed_seconds=parse_elapsed(elapsed),
+            alloc_cpus=_count(cpus),
+            alloc_tres=tres or None,
+            max_rss_bytes=parse_size_bytes(rss),
+        )
+    for job_id, size in max_rss.items():
+        if job_id in states:
+            known = states[job_id].max_rss_bytes or 0
+            states[job_id] = dataclasses.replace(states[job_id], max_rss_bytes=max(known, size))
     return states
 
 

@@ -8,9 +8,13 @@ used here, and a real test runs only where versions match. The surface:
 * ``pyslurm.JobSubmitDescription(**attrs).submit() -> int`` — the same batch script as
   the CLI client (scripts.py), written to ``<workDir>/simjob-<marker>.sh`` and passed by
   path (pyslurm treats ``script`` as a path when such a file exists; a long inline
-  script would trip its ``Path.is_file`` check);
+  script would trip its ``Path.is_file`` check), with ``environment="NONE"`` (sbatch's
+  ``--export=NONE``: pyslurm's default is ALL, the operator's own environment) and GPUs
+  as ``gpus`` or ``gres_per_node`` per the site's ``GpuRequest``;
 * ``pyslurm.Jobs.load()`` — ONE RPC for all jobs, filtered here (the batched query);
 * ``pyslurm.Job(id).cancel()`` (ignores already finished/purged jobs itself);
+* ``pyslurm.slurmctld.ping_primary()`` (a ``PingResponse`` with ``is_responding``) for
+  ``ping``;
 * ``pyslurm.db.Jobs.load(pyslurm.db.JobFilter(...))`` when slurmdbd accounting exists
   (``Accounting.SACCT``); jobcomp/filetxt has no API, so ``COMPLETION`` is refused;
 * ``pyslurm.RPCError`` (``errno``, ``msg``) for every failure.
@@ -34,11 +38,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from slurm_bridge.cli import UNAVAILABLE_PATTERNS
+from slurm_bridge.cli import UNAVAILABLE_PATTERNS, UNSATISFIABLE_PATTERNS
 from slurm_bridge.clients import DEFAULT_TAIL_BYTES, DEFAULT_TAIL_LINES, Accounting
-from slurm_bridge.errors import InvalidJobSpec, SlurmRejected, SlurmUnavailable
+from slurm_bridge.errors import (
+    InvalidJobSpec,
+    SlurmRejected,
+    SlurmUnavailable,
+    SlurmUnsatisfiable,
+)
 from slurm_bridge.parsing import JOB_ID, tail_text
-from slurm_bridge.scripts import OUTPUT_PATTERN, batch_script, output_path
+from slurm_bridge.scripts import OUTPUT_PATTERN, GpuRequest, batch_script, output_path
 from slurm_bridge.specs import MARKER, JobSpec, check_work_dir, time_limit_minutes
 from slurm_bridge.states import FINISHED_KINDS, JobKind, JobState, map_state, normalize_state
 
@@ -92,8 +101,10 @@ class PyslurmClient:
         cancel_confirm_timeout: float = 30.0,
         cancel_poll_interval: float = 0.5,
         pyslurm_module: ModuleType | None = None,
+        gpu_request: GpuRequest | str = GpuRequest.GRES,
     ) -> None:
         self.work_dir = check_work_dir(work_dir)
+        self.gpu_request = GpuRequest(gpu_request)
         mode = Accounting(accounting)
         if mode not in (Accounting.NONE, Accounting.SACCT):
             raise ValueError(
@@ -115,6 +126,8 @@ class PyslurmClient:
             message = f"pyslurm {what} failed: {getattr(exc, 'msg', None) or exc}"
             lowered = message.lower()
             if refusal and not any(p in lowered for p in UNAVAILABLE_PATTERNS):
+                if any(p in lowered for p in UNSATISFIABLE_PATTERNS):
+                    raise SlurmUnsatisfiable(message) from exc
                 raise SlurmRejected(message) from exc
             raise SlurmUnavailable(message) from exc
 
@@ -130,7 +143,13 @@ class PyslurmClient:
             "nodes": 1,
             "ntasks": 1,
             "cpus_per_task": spec.cpus_per_task,
+            "environment": "NONE",
         }
+        if spec.gpus:
+            if self.gpu_request is GpuRequest.GPUS:
+                attrs["gpus"] = spec.gpus
+            else:
+                attrs["gres_per_node"] = f"gpu:{spec.gpus}"
         if spec.memory_mib is not None:
             attrs["memory_per_node"] = spec.memory_mib
         if spec.time_limit_seconds is not None:
@@ -235,6 +254,13 @@ class PyslurmClient:
             raise SlurmUnavailable(f"cannot read {path}: {exc}") from exc
         return tail_text(data, lines, max_bytes, truncated=truncated)
 
+    # -- ping ------------------------------------------------------------------------
+    async def ping(self) -> None:
+        response = await self._call("ping", lambda: self._pyslurm.slurmctld.ping_primary())
+        if not getattr(response, "is_responding", False):
+            host = getattr(response, "hostname", "?")
+            raise SlurmUnavailable(f"pyslurm ping: slurmctld on {host} is not responding")
+
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -255,6 +281,8 @@ def _job_state(job: Any, source: str) -> JobState:
         start_time=_time(job.start_time) if kind is not JobKind.QUEUED else None,
         end_time=_time(job.end_time) if finished else None,
         source=source,
+        elapsed_seconds=_int_or_none(getattr(job, "elapsed_time", None)),
+        alloc_cpus=_int_or_none(getattr(job, "cpus", None)),
     )
 
 

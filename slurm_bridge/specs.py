@@ -2,9 +2,13 @@
 
 A ``JobSpec`` carries the user's literal argv (command + args), environment and working
 directory, the tier's resources (CPUs per task, memory in MiB, time limit in seconds), the
-site options (partition, QOS, account) and the SimJob's unique ``marker``. Construction
-rejects what cannot be passed safely: control characters (newlines included) anywhere,
-site options outside ``^[A-Za-z0-9_.-]+$``, malformed environment names, relative paths.
+site options (partition, QOS, account), the GPUs it needs and the SimJob's unique
+``marker``. Construction rejects what cannot be passed safely: control characters anywhere
+(NUL, ESC, CR, DEL, C1, line/paragraph separators), site options outside
+``^[A-Za-z0-9_.-]+$``, malformed environment names, relative paths. Newlines and tabs are
+allowed where a multi-line ``sh -c`` script belongs — the arguments after the program and
+environment values (every one is single-quoted in the script) — and nowhere else (not in
+the program name, working directory, comment or site options).
 
 The marker becomes the Slurm job name (``--job-name``): it is the one job field that
 ``squeue``, ``sacct`` and ``sacct --completion`` (jobcomp/filetxt has no comment) can all
@@ -26,6 +30,7 @@ from slurm_bridge.errors import InvalidJobSpec
 __all__ = [
     "MAX_ARGS",
     "MAX_VALUE_CHARS",
+    "MULTILINE_CHARS",
     "JobSpec",
     "check_site_name",
     "check_text",
@@ -44,10 +49,16 @@ WORK_DIR = re.compile(r"/[A-Za-z0-9_./@+=,-]*")
 # Unicode categories never accepted in a value: controls (\n, \r, \t, NUL, ESC, DEL, C1),
 # line/paragraph separators and lone surrogates (not encodable).
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
+# The control characters a multi-line value may hold (``multiline=True``).
+MULTILINE_CHARS = frozenset("\n\t")
 
 
-def check_text(what: str, value: str, *, allow_empty: bool = True) -> str:
-    """Return ``value`` if it is a string without control characters, else raise."""
+def check_text(what: str, value: str, *, allow_empty: bool = True, multiline: bool = False) -> str:
+    """Return ``value`` if it is a string without control characters, else raise.
+
+    With ``multiline`` a newline or a tab is accepted (every other control character is
+    still refused): for values that reach the job as one quoted word.
+    """
     if not isinstance(value, str):
         raise InvalidJobSpec(f"{what} must be a string, got {type(value).__name__}")
     if not value and not allow_empty:
@@ -55,10 +66,16 @@ def check_text(what: str, value: str, *, allow_empty: bool = True) -> str:
     if len(value) > MAX_VALUE_CHARS:
         raise InvalidJobSpec(f"{what} is {len(value)} characters long (at most {MAX_VALUE_CHARS})")
     for index, char in enumerate(value):
+        if multiline and char in MULTILINE_CHARS:
+            continue
         if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
+            allowed = (
+                "control characters other than newline and tab are not allowed"
+                if multiline
+                else "newlines and control characters are not allowed"
+            )
             raise InvalidJobSpec(
-                f"{what} contains the control character {char!r} at position {index}: "
-                "newlines and control characters are not allowed"
+                f"{what} contains the control character {char!r} at position {index}: {allowed}"
             )
     return value
 
@@ -93,7 +110,8 @@ class JobSpec:
     ``command`` + ``args`` is run as is (``exec`` of the quoted words); ``env`` is exported
     before it; ``working_dir`` (absolute) is entered first, else the job starts in the
     client's work directory. ``time_limit_seconds`` becomes ``--time`` rounded up to whole
-    minutes. ``hold`` submits the job held (``--hold``), e.g. to reserve it.
+    minutes. ``gpus`` (a count) becomes ``--gres=gpu:N`` or ``--gpus=N`` per site (see
+    scripts.py). ``hold`` submits the job held (``--hold``), e.g. to reserve it.
     """
 
     marker: str
@@ -109,6 +127,7 @@ class JobSpec:
     qos: str | None = None
     account: str | None = None
     hold: bool = False
+    gpus: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.marker, str) or not MARKER.fullmatch(self.marker):
@@ -125,9 +144,9 @@ class JobSpec:
         if command[0].startswith("-"):
             raise InvalidJobSpec(f"command[0] {command[0]!r} must not start with '-'")
         for index, word in enumerate(command[1:], start=1):
-            check_text(f"command[{index}]", word)
+            check_text(f"command[{index}]", word, multiline=True)
         for index, word in enumerate(args):
-            check_text(f"args[{index}]", word)
+            check_text(f"args[{index}]", word, multiline=True)
         object.__setattr__(self, "command", command)
         object.__setattr__(self, "args", args)
         object.__setattr__(self, "env", _checked_env(self.env))
@@ -137,12 +156,14 @@ class JobSpec:
                 raise InvalidJobSpec(f"working_dir {self.working_dir!r} must be absolute")
         if self.comment is not None:
             check_text("comment", self.comment)
-        for name in ("cpus_per_task", "memory_mib"):
+        for name in ("cpus_per_task", "memory_mib", "gpus"):
             number = getattr(self, name)
-            if number is None and name == "memory_mib":
+            if number is None and name != "cpus_per_task":
                 continue
-            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-                raise InvalidJobSpec(f"{name} must be a positive integer, got {number!r}")
+            least = 0 if name == "gpus" else 1  # gpus=0 asks for none, like None
+            if isinstance(number, bool) or not isinstance(number, int) or number < least:
+                kind = "a non-negative" if least == 0 else "a positive"
+                raise InvalidJobSpec(f"{name} must be {kind} integer, got {number!r}")
         limit = self.time_limit_seconds
         if limit is not None and (
             isinstance(limit, bool)
@@ -179,5 +200,5 @@ def _checked_env(env: Mapping[str, str]) -> Mapping[str, str]:
             raise InvalidJobSpec(
                 f"environment variable name {name!r} must match ^[A-Za-z_][A-Za-z0-9_]*$"
             )
-        checked[name] = check_text(f"env[{name}]", value)
+        checked[name] = check_text(f"env[{name}]", value, multiline=True)
     return checked

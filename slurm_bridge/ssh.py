@@ -1,7 +1,9 @@
 """Running Slurm's commands on a login node over SSH (asyncssh), connections pooled.
 
 ``SshTarget`` names a login node and a credential: host, port, user, a private key given
-as bytes (a Secret's data) and the known_hosts lines that the host key must match — host
+as bytes (a Secret's data), optionally an OpenSSH certificate for that key (``*-cert.pub``,
+signed by a CA the site trusts: short-lived certificates as NERSC's sshproxy issues),
+and the known_hosts lines that the host key must match — host
 keys are always verified, never trusted on first use, and no ~/.ssh/config, agent or
 password is consulted. ``SshPool`` keeps one connection per (host, port, user, key,
 known_hosts) and reconnects when a connection is found closed; concurrent first uses share
@@ -9,6 +11,10 @@ one connect; at most ``max_channels`` commands run at once on a connection (sshd
 ``MaxSessions`` defaults to 10 and refuses more). ``SshRunner`` (the ``Runner`` protocol
 of runners.py) sends each argv as one ``shlex.join``-quoted command line, so the login
 shell must be POSIX-like (sh, bash, zsh).
+
+A server refusing the login while the certificate is outside its validity window (by
+our clock) raises ``CredentialsExpired`` (a ``SlurmUnavailable``) carrying
+``valid_before``; any other refusal or failure to connect is ``SlurmUnavailable``.
 
 Safety of retries: a command is retried once on a fresh connection only when the old one
 failed before the command was started (channel open failed); once started, a broken
@@ -28,7 +34,8 @@ from dataclasses import dataclass, field
 
 import asyncssh
 
-from slurm_bridge.errors import SlurmUnavailable
+from slurm_bridge.certs import CertificateValidity, certificate_validity
+from slurm_bridge.errors import CredentialsExpired, SlurmUnavailable
 from slurm_bridge.runners import DEFAULT_TIMEOUT_S, RunResult
 
 __all__ = ["SshPool", "SshRunner", "SshTarget"]
@@ -49,12 +56,14 @@ class SshTarget:
     known_hosts: bytes = field(repr=False)
     port: int = 22
     passphrase: bytes | None = field(default=None, repr=False)
+    certificate: bytes | None = field(default=None, repr=False)
 
     @property
     def pool_key(self) -> PoolKey:
         """Identity of the connection: endpoint, user and a digest of the credential."""
         digest = hashlib.sha256()
-        for part in (self.private_key, self.known_hosts, self.passphrase or b""):
+        parts = (self.private_key, self.known_hosts, self.passphrase or b"", self.certificate)
+        for part in (p or b"" for p in parts):
             digest.update(len(part).to_bytes(8, "big") + part)
         return self.host, self.port, self.user, digest.hexdigest()
 
@@ -134,9 +143,14 @@ class SshPool:
             await conn.wait_closed()
 
     async def _connect(self, target: SshTarget) -> asyncssh.SSHClientConnection:
+        validity: CertificateValidity | None = None
         try:
             client_key = asyncssh.import_private_key(target.private_key, target.passphrase)
             known_hosts = asyncssh.import_known_hosts(target.known_hosts.decode("utf-8"))
+            keys: list[object] = [client_key]
+            if target.certificate is not None:
+                validity = certificate_validity(target.certificate)
+                keys = [(client_key, asyncssh.import_certificate(target.certificate))]
         except (asyncssh.KeyImportError, ValueError) as exc:
             raise SlurmUnavailable(
                 f"SSH credential for {target.address} is unusable: {exc}"
@@ -146,7 +160,7 @@ class SshPool:
                 target.host,
                 target.port,
                 username=target.user,
-                client_keys=[client_key],
+                client_keys=keys,
                 known_hosts=known_hosts,
                 config=[],
                 agent_path=None,
@@ -157,6 +171,17 @@ class SshPool:
                 keepalive_interval=self._keepalive_interval,
                 keepalive_count_max=self._keepalive_count_max,
             )
+        except asyncssh.PermissionDenied as exc:
+            if validity is not None and (validity.expired() or validity.not_yet_valid()):
+                state = "has expired" if validity.expired() else "is not valid yet"
+                raise CredentialsExpired(
+                    f"{target.address} refused the SSH certificate: it {state} "
+                    f"({validity.describe()}); renew the credential",
+                    valid_before=validity.valid_before,
+                ) from exc
+            raise SlurmUnavailable(
+                f"cannot connect to {target.address}: {type(exc).__name__}: {exc}"
+            ) from exc
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise SlurmUnavailable(
                 f"cannot connect to {target.address}: {type(exc).__name__}: {exc}"

@@ -136,6 +136,13 @@ class JobState:
     ``end_time`` only once it finished (squeue's forecasts are dropped). ``source`` names
     the command or API that answered (``squeue``, ``sacct``, ``sacct --completion``,
     ``pyslurm``, ``none``).
+
+    Usage, set when accounting reported it (``sacct``: ``ElapsedRaw``, ``AllocCPUS``,
+    ``AllocTRES``, ``MaxRSS``; squeue reports none of it, ``None`` means unknown):
+    ``elapsed_seconds`` (wall seconds Slurm counted), ``alloc_cpus``, ``alloc_tres``
+    (Slurm's ``cpu=2,mem=1G,node=1,billing=2,gres/gpu=1`` text) and ``max_rss_bytes``
+    (the largest step's peak resident memory; only from ``SlurmClient``s' ``usage``,
+    which reads the job's steps).
     """
 
     job_id: str
@@ -147,6 +154,17 @@ class JobState:
     start_time: datetime | None = None
     end_time: datetime | None = None
     source: str = ""
+    elapsed_seconds: int | None = None
+    alloc_cpus: int | None = None
+    alloc_tres: str | None = None
+    max_rss_bytes: int | None = None
+
+    @property
+    def cpu_seconds(self) -> int | None:
+        """Allocated CPUs times elapsed seconds, when accounting reported both."""
+        if self.elapsed_seconds is None or self.alloc_cpus is None:
+            return None
+        return self.elapsed_seconds * self.alloc_cpus
 
     @property
     def finished(self) -> bool:

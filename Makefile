@@ -65,13 +65,13 @@ slurm-down:
 
 ## --- code ----------------------------------------------------------------------
 # crds/, the chart's crds/, and the chart's values.schema.json entries for SimTiers
-# and SlurmClusters (hack/helm/values_schema.py) all follow simjob_operator.models.
+# and SlurmClusters (hack/helm/values_schema.py) all follow simjob_operator.api.
 crds: venv
-	@$(PY) -m simjob_operator.crd_generation --out crds --out $(CHART)/crds
+	@$(PY) -m simjob_operator.api.crd_generation --out crds --out $(CHART)/crds
 	@$(PY) hack/helm/values_schema.py
 
 crds-check: venv
-	@$(PY) -m simjob_operator.crd_generation --check --out crds --out $(CHART)/crds
+	@$(PY) -m simjob_operator.api.crd_generation --check --out crds --out $(CHART)/crds
 	@$(PY) hack/helm/values_schema.py --check
 
 chart-lint: helm-build

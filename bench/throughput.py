@@ -10,7 +10,8 @@ RSS, the API requests per object (from the API server's ``apiserver_request_tota
 writes broken down by resource) and the CPU seconds each process of the control
 plane (pid files next to the kubeconfig) and the operator spent during each batch. Run:
 ``make bench`` or ``python bench/throughput.py --n 500``. Neighbours:
-simjob_operator.manifests (the pod template), docs/benchmarks.md (recorded figures).
+simjob_operator.backends.kubernetes.manifests (the pod template), docs/benchmarks.md
+(recorded figures).
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ sys.path.insert(0, str(REPO / "operator"))
 
 from kubernetes import client, config, watch  # noqa: E402
 
-from simjob_operator import constants as c  # noqa: E402
-from simjob_operator.manifests import build_job_manifest  # noqa: E402
-from simjob_operator.models import SimJobSpec, SimTierSpec  # noqa: E402
-from simjob_operator.validation import Effective, resolve  # noqa: E402
+from simjob_operator.api import names as c  # noqa: E402
+from simjob_operator.api.simjob import SimJobSpec  # noqa: E402
+from simjob_operator.api.simtier import SimTierSpec  # noqa: E402
+from simjob_operator.backends.kubernetes.manifests import build_job_manifest  # noqa: E402
+from simjob_operator.core.validation import Effective, resolve  # noqa: E402
 
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY", "CREATE", "UPDATE"}
 READ_VERBS = {"GET", "LIST"}  # not WATCH: a watch is one long request

@@ -57,7 +57,7 @@ def kubeconfig() -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def slurm_env() -> Iterator[dict[str, str]]:
     """Environment for Slurm clients of the real local Slurm (started if needed)."""
-    from tests.slurm_env import slurm_environment
+    from tests.support.slurm_env import slurm_environment
 
     started_here = not _slurm_running()
     env = slurm_environment(REPO)

@@ -2,8 +2,8 @@
 
 The chart creates SimTiers and SlurmClusters from its values (``simTiers``,
 ``slurmClusters``); values.schema.json checks their specs with the same fields,
-types and limits as the CRDs, which ``simjob_operator.crd_generation`` makes from
-``simjob_operator.models``. This script rewrites those two entries from the
+types and limits as the CRDs, which ``simjob_operator.api.crd_generation`` makes from
+``simjob_operator.api.simjob``. This script rewrites those two entries from the
 generated CRDs (without the Kubernetes-only keys and defaults, and refusing unknown
 keys); the rest of the file is written by hand.
 
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from simjob_operator.crd_generation import generate_crds
+from simjob_operator.api.crd_generation import generate_crds
 
 SCHEMA = Path(__file__).resolve().parents[2] / "charts" / "simjob-operator" / "values.schema.json"
 # values key -> (CRD kind, the description of one entry)

@@ -17,8 +17,8 @@ import re
 import sys
 from collections.abc import Sequence
 
-from . import constants as c
-from . import handlers  # noqa: F401 - registers the kopf handlers
+from simjob_operator.api import names as c
+from simjob_operator.controller import handlers  # noqa: F401 - registers the kopf handlers
 
 SCOPE_OPTIONS = ("-n", "--namespace", "-A", "--all-namespaces")
 NAMESPACE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

@@ -47,7 +47,8 @@ from typing import Any
 import pytest
 import yaml
 
-from simjob_operator import constants as c
+from simjob_operator.api import names as c
+from simjob_operator.api.reasons import Reason
 from tests.integration.conftest import SESSION_OPERATORS, Kube, simjob, stop_process, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.helm]
@@ -793,7 +794,7 @@ def test_rbac_proof_operator_runs_with_the_service_account_token(
         )
         uids = {n: kube.simjob(work, n)["metadata"]["uid"] for n in ("ok", "stopped", "doomed")}
         ok = kube.wait_phase(work, "ok", "Succeeded", timeout=60)
-        assert ok["reason"] == c.REASON_COMPLETED
+        assert ok["reason"] == Reason.COMPLETED
         job = kube.get("jobs.batch", "sj-ok", namespace=work)
         assert job["metadata"]["ownerReferences"][0]["uid"] == uids["ok"]
         marks["ok"] = time.monotonic() - started
@@ -805,7 +806,7 @@ def test_rbac_proof_operator_runs_with_the_service_account_token(
         kube.patch_simjob(work, "stopped", {"spec": {"cancel": True}})
         kube.run("delete", "simjobs.simjob.io", "doomed", "-n", work, "--wait=false")
         stopped = kube.wait_phase(work, "stopped", "Cancelled", timeout=90)
-        assert stopped["reason"] == c.REASON_CANCEL_REQUESTED
+        assert stopped["reason"] == Reason.CANCEL_REQUESTED
         assert kube.get("jobs.batch", "sj-stopped", namespace=work) is None
         assert kube.items("pods", namespace=work, selector=f"{c.LABEL_UID}={uids['stopped']}") == []
         marks["cancel"] = time.monotonic() - started

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from simjob_operator import constants as c
+from simjob_operator.api import names as c
+from simjob_operator.api.reasons import Reason
+from simjob_operator.core.settings import DEFAULT as SETTINGS
 from tests.integration.conftest import Kube, OperatorProcess, simjob, wait_for
 
 pytestmark = pytest.mark.integration
@@ -57,7 +59,7 @@ def test_succeeded(kube: Kube, namespace: str) -> None:
     body = kube.simjob(namespace, "ok")
     status = body["status"]
     assert status["phase"] == "Succeeded"
-    assert status["reason"] == c.REASON_COMPLETED
+    assert status["reason"] == Reason.COMPLETED
     assert status["exitCode"] == 0
     assert condition(status, "Finished")["reason"] == "Succeeded"
     assert condition(status, "Admitted")["status"] == "True"
@@ -114,9 +116,9 @@ def test_succeeded(kube: Kube, namespace: str) -> None:
 
     # Every phase transition was posted as an Event.
     reasons = [e["reason"] for e in events_about(kube, namespace, "SimJob", "ok")]
-    assert c.REASON_ADMITTED in reasons
-    assert c.REASON_STARTED in reasons
-    assert c.REASON_COMPLETED in reasons
+    assert Reason.ADMITTED in reasons
+    assert Reason.STARTED in reasons
+    assert Reason.COMPLETED in reasons
 
 
 def test_failed_with_exit_code(kube: Kube, namespace: str) -> None:
@@ -151,7 +153,7 @@ def test_timed_out(kube: Kube, namespace: str, limit: str) -> None:
     kube.wait_phase(namespace, "slow", "Running", timeout=60)
     status = kube.wait_phase(namespace, "slow", {"TimedOut", "Failed", "Succeeded"}, timeout=90)
     assert status["phase"] == "TimedOut"
-    assert status["reason"] == c.REASON_DEADLINE_EXCEEDED
+    assert status["reason"] == Reason.DEADLINE_EXCEEDED
     assert f"{seconds} s" in status["message"]
     assert condition(status, "Finished")["reason"] == "TimedOut"
     assert status["effectiveMaxRuntimeSeconds"] == seconds
@@ -163,7 +165,7 @@ def test_cancel_while_queued_never_creates_a_job(kube: Kube, namespace: str) -> 
     kube.apply(simjob("second", tier="it-one"), namespace=namespace)
     status = kube.wait_phase(namespace, "second", "Queued")
     wait_for(
-        lambda: kube.status(namespace, "second").get("reason") == c.REASON_WAITING_FOR_SLOT,
+        lambda: kube.status(namespace, "second").get("reason") == Reason.WAITING_FOR_SLOT,
         timeout=30,
         what="second to wait for a slot",
     )
@@ -174,7 +176,7 @@ def test_cancel_while_queued_never_creates_a_job(kube: Kube, namespace: str) -> 
     kube.patch_simjob(namespace, "second", {"spec": {"cancel": True}})
     status = kube.wait_phase(namespace, "second", {"Cancelled", "Running", "Succeeded"})
     assert status["phase"] == "Cancelled"
-    assert status["reason"] == c.REASON_CANCEL_REQUESTED
+    assert status["reason"] == Reason.CANCEL_REQUESTED
     assert "startTime" not in status
     # Never a Job: none now, and the Job controller never reported one.
     assert job_of(kube, namespace, "second") is None
@@ -191,7 +193,7 @@ def test_cancel_while_running(kube: Kube, namespace: str) -> None:
     kube.patch_simjob(namespace, "long", {"spec": {"cancel": True}})
     status = kube.wait_phase(namespace, "long", {"Cancelled", "Failed", "Succeeded"})
     assert status["phase"] == "Cancelled"
-    assert status["reason"] == c.REASON_CANCEL_REQUESTED
+    assert status["reason"] == Reason.CANCEL_REQUESTED
     # Cancelled is reported only once the Job and its pods are gone.
     assert job_of(kube, namespace, "long") is None
     assert pods_of(kube, namespace, uid) == []
@@ -206,7 +208,7 @@ def test_cancel_on_finished_changes_nothing(kube: Kube, namespace: str) -> None:
     generation = kube.simjob(namespace, "done")["metadata"]["generation"]
     assert generation == 2
     # Give the operator a full resync to (wrongly) act on it, then check nothing moved.
-    deadline = time.monotonic() + c.RESYNC_INTERVAL_SECONDS + 2
+    deadline = time.monotonic() + SETTINGS.timings.resync_interval + 2
     while time.monotonic() < deadline:
         assert kube.status(namespace, "done") == before
         time.sleep(0.5)

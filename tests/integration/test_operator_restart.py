@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from simjob_operator import constants as c
+from simjob_operator.api import names as c
 from tests.integration.conftest import TEST_TIERS, Kube, OperatorProcess, simjob, wait_for
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from simjob_operator import constants as c
+from simjob_operator.api import names as c
 from tests.integration.conftest import Kube, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.packaging]

@@ -17,7 +17,7 @@ import pytest
 
 from slurm_bridge import JobKind, JobSpec
 from slurm_bridge.pyslurm_client import PyslurmClient, pyslurm_version_mismatch
-from tests.slurm_bridge_helpers import finished, run, scancel_all, wait_for_state
+from tests.support.slurm_bridge_helpers import finished, run, scancel_all, wait_for_state
 
 pytestmark = pytest.mark.slurm
 

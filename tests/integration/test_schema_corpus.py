@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.corpus_cases import TIERS_FILE, CorpusCase, cases
+from tests.support.corpus_cases import TIERS_FILE, CorpusCase, cases
 
 pytestmark = pytest.mark.integration
 

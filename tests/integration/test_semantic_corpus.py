@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.corpus_cases import TIERS_FILE, CorpusCase, cases
 from tests.integration.conftest import Kube, simjob, wait_for
+from tests.support.corpus_cases import TIERS_FILE, CorpusCase, cases
 
 pytestmark = pytest.mark.integration
 

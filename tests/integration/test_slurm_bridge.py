@@ -29,14 +29,14 @@ from slurm_bridge import (
     SlurmRejected,
     SlurmUnavailable,
 )
-from tests.slurm_bridge_helpers import (
+from tests.support.slurm_bridge_helpers import (
     CountingRunner,
     finished,
     run,
     scancel_all,
     wait_for_state,
 )
-from tests.slurm_hostile import ACCEPTED
+from tests.support.slurm_hostile import ACCEPTED
 
 pytestmark = pytest.mark.slurm
 

@@ -24,15 +24,15 @@ import pytest
 
 from slurm_bridge import CliSlurmClient, JobKind, JobSpec, RunResult, SlurmUnavailable
 from slurm_bridge.ssh import SshPool, SshRunner, SshTarget
-from tests.slurm_bridge_helpers import (
+from tests.support.slurm_bridge_helpers import (
     CountingRunner,
     finished,
     run,
     scancel_all,
     wait_for_state,
 )
-from tests.slurm_hostile import ACCEPTED
-from tests.sshd_server import HOST, SshdServer, new_key, serving
+from tests.support.slurm_hostile import ACCEPTED
+from tests.support.sshd_server import HOST, SshdServer, new_key, serving
 
 pytestmark = pytest.mark.slurm
 

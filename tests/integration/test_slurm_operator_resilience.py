@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from simjob_operator import constants as c
+from simjob_operator.api import names as c
 from tests.integration.conftest import Kube, OperatorProcess, wait_for
 from tests.integration.slurm_operator_helpers import (
     apply_slurm_tiers,

@@ -33,7 +33,7 @@ from tests.integration.slurm_operator_helpers import (
     slurm_state,
     wait_reachable,
 )
-from tests.sshd_server import HOST, SshdServer, new_key, serving
+from tests.support.sshd_server import HOST, SshdServer, new_key, serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 

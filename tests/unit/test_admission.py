@@ -1,4 +1,4 @@
-"""Slot decisions (simjob_operator.admission): ordering, the concurrency bound,
+"""Slot decisions (simjob_operator.core.slots): ordering, the concurrency bound,
 what holds a slot, and what may take one. Pure; no cluster.
 """
 
@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import random
 
-from simjob_operator.admission import SlotKey, decide, holds_slot, slot_key
-from simjob_operator.phases import AdmissionState
-from simjob_operator.records import SimJobRecord
-from tests.unit.simjob_bodies import admitted_status, simjob_body
+from simjob_operator.core.phases import AdmissionState
+from simjob_operator.core.records import SimJobRecord
+from simjob_operator.core.slots import SlotKey, decide, holds_slot, slot_key
+from tests.support.bodies import admitted_status, simjob_body
 
 
 def record(name: str, created: str = "2025-01-01T12:00:00Z", **kwargs: object) -> SimJobRecord:

@@ -1,4 +1,4 @@
-"""The admission worker (simjob_operator.admitting) against a fake API server:
+"""The admission worker (simjob_operator.controller.admitter) against a fake API server:
 a SimJob still waiting for kopf's finalizer is not written to, and a released
 slot asks for a pass only when someone waits. Runs an asyncio loop; no cluster.
 """
@@ -10,15 +10,16 @@ import copy
 from collections.abc import Callable
 from typing import Any, cast
 
-from simjob_operator import constants as c
-from simjob_operator.admitting import Admitter
-from simjob_operator.backends import Backend
-from simjob_operator.backends.kubernetes_backend import KubernetesBackend
-from simjob_operator.kube import Kube
-from simjob_operator.recording import Recorder
-from simjob_operator.records import SimJobRecord
-from simjob_operator.tiers import TierCache
-from tests.unit.simjob_bodies import admitted_status, simjob_body, tier_spec
+from simjob_operator.api import names as c
+from simjob_operator.api.reasons import Reason
+from simjob_operator.backends.base import Backend
+from simjob_operator.backends.kubernetes.backend import KubernetesBackend
+from simjob_operator.controller.admitter import Admitter
+from simjob_operator.controller.recorder import Recorder
+from simjob_operator.controller.tiers import TierCache
+from simjob_operator.core.records import SimJobRecord
+from simjob_operator.kube.client import Kube
+from tests.support.bodies import admitted_status, simjob_body, tier_spec
 
 
 class FakeKube:
@@ -120,7 +121,7 @@ def test_a_released_slot_asks_for_a_pass_only_when_someone_waits() -> None:
         await until(lambda: worker.passes == 2)
         await until(lambda: kube.patched == ["next"])
         assert SimJobRecord.from_body(kube.simjobs["next"]).status.reason == (
-            c.REASON_WAITING_FOR_SLOT
+            Reason.WAITING_FOR_SLOT
         )
         kube.simjobs["holder"]["status"]["phase"] = "Succeeded"
         worker.slot_freed()  # someone waits: decide again

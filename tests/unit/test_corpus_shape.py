@@ -13,12 +13,20 @@ from typing import Any
 import pytest
 import yaml
 
-from simjob_operator import constants as c
-from tests.corpus_cases import SCHEMA_DIR, SEMANTIC_DIR, TIERS_FILE, CorpusCase, cases, read_case
+from simjob_operator.api import names as c
+from simjob_operator.api.reasons import Reason
+from tests.support.corpus_cases import (
+    SCHEMA_DIR,
+    SEMANTIC_DIR,
+    TIERS_FILE,
+    CorpusCase,
+    cases,
+    read_case,
+)
 
 SCHEMA = cases("schema")
 SEMANTIC = cases("semantic")
-SEMANTIC_REASONS = {c.REASON_UNKNOWN_TIER, c.REASON_RUNTIME_ABOVE_TIER, c.REASON_INVALID_SPEC}
+SEMANTIC_REASONS = {Reason.UNKNOWN_TIER, Reason.RUNTIME_ABOVE_TIER, Reason.INVALID_SPEC}
 
 
 def _tiers() -> dict[str, dict[str, Any]]:
@@ -88,9 +96,9 @@ def test_semantic_cases_fail_for_their_reason_only(case: CorpusCase) -> None:
     assert spec.get("backend", "kubernetes") == "kubernetes"
     assert spec.get("cancel", False) is False
     problems = {
-        c.REASON_UNKNOWN_TIER: not tier_known,
-        c.REASON_RUNTIME_ABOVE_TIER: over_tier,
-        c.REASON_INVALID_SPEC: not has_image,
+        Reason.UNKNOWN_TIER: not tier_known,
+        Reason.RUNTIME_ABOVE_TIER: over_tier,
+        Reason.INVALID_SPEC: not has_image,
     }
     assert [reason for reason, wrong in problems.items() if wrong] == [case.expect]
 

@@ -1,7 +1,7 @@
 """The generated CRDs: no drift from the models, structural schemas, printer
 columns, defaults and the CEL rules the API relies on.
 
-Neighbours: simjob_operator.crd_generation (the generator), crds/ and the Helm
+Neighbours: simjob_operator.api.crd_generation (the generator), crds/ and the Helm
 chart's charts/simjob-operator/crds/ (its output, both written by `make crds`),
 tests/integration/test_schema_corpus.py (the same rules against the API server).
 """
@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
-from simjob_operator import constants as c
-from simjob_operator import crd_generation as gen
-from simjob_operator.crd_generation import generate_crds
-from simjob_operator.structural_schema import ALLOWED_KEYWORDS, TYPES
+from simjob_operator.api import crd_generation as gen
+from simjob_operator.api import names as c
+from simjob_operator.api.crd_generation import generate_crds
+from simjob_operator.api.structural_schema import ALLOWED_KEYWORDS, TYPES
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO / "crds"
@@ -67,7 +67,7 @@ def _walk(node: JsonDict, path: str = "") -> Iterator[tuple[str, JsonDict]]:
 @pytest.mark.parametrize("out_dir", [CRDS_DIR, CHART_CRDS_DIR], ids=["crds", "chart-crds"])
 def test_crd_files_match_the_models(out_dir: Path) -> None:
     drifted = [str(p.relative_to(REPO)) for p in gen.drifted_files(out_dir)]
-    assert not drifted, f"{drifted} differ from simjob_operator.models: run `make crds`"
+    assert not drifted, f"{drifted} differ from simjob_operator.api: run `make crds`"
 
 
 def test_the_chart_holds_only_the_generated_crds() -> None:
@@ -88,7 +88,7 @@ def test_render_is_deterministic_and_round_trips() -> None:
     first = [gen.render_yaml(crd) for crd in generate_crds()]
     assert first == [gen.render_yaml(crd) for crd in generate_crds()]
     for crd, text in zip(generate_crds(), first, strict=True):
-        assert text.startswith("# generated from simjob_operator.models by ")
+        assert text.startswith("# generated from simjob_operator.api by ")
         assert "do not edit" in text.splitlines()[0]
         assert yaml.safe_load(text) == crd
 

@@ -9,19 +9,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from simjob_operator import constants as c
-from simjob_operator.backends.kubernetes_backend import (
+from simjob_operator.api import names as c
+from simjob_operator.api.reasons import Reason
+from simjob_operator.backends.kubernetes.backend import (
     KubernetesBackend,
     interpret,
     leftover_observation,
     needs_pods,
 )
-from simjob_operator.kube import Kube
+from simjob_operator.core.phases import Observation, ObservedState
+from simjob_operator.core.records import SimJobRecord
+from simjob_operator.core.sightings import Seen
+from simjob_operator.kube.client import Kube
 from simjob_operator.main import kopf_arguments
-from simjob_operator.phases import Observation, ObservedState
-from simjob_operator.records import SimJobRecord
-from simjob_operator.sightings import Seen
-from tests.unit.simjob_bodies import simjob_body
+from tests.support.bodies import simjob_body
 
 
 def job(*conditions: tuple[str, str], ready: int = 0) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def test_terminating_pods_are_not_absent() -> None:
 
 
 def test_pending_reasons() -> None:
-    assert interpret(job(), []).reason == c.REASON_STARTING
+    assert interpret(job(), []).reason == Reason.STARTING
     unschedulable = pod(
         "Pending",
         conditions=[

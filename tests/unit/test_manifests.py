@@ -1,4 +1,4 @@
-"""The Job builder (simjob_operator.manifests): tier -> pod resources, the
+"""The Job builder (simjob_operator.backends.kubernetes.manifests): tier -> pod resources, the
 restricted Pod Security Standard, labels, owner reference, name length,
 reserved keys. Pure; no cluster.
 """
@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from simjob_operator import constants as c
-from simjob_operator.manifests import build_job_manifest, job_name, label_value
-from simjob_operator.models import SimTierSpec
-from simjob_operator.records import SimJobRecord
-from simjob_operator.validation import Effective, resolve
-from tests.unit.simjob_bodies import simjob_body, tier_spec
+from simjob_operator.api import names as c
+from simjob_operator.api.simtier import SimTierSpec
+from simjob_operator.backends.kubernetes.manifests import build_job_manifest, job_name, label_value
+from simjob_operator.core.records import SimJobRecord
+from simjob_operator.core.validation import Effective, resolve
+from tests.support.bodies import simjob_body, tier_spec
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")

@@ -1,4 +1,4 @@
-"""The phase state machine (simjob_operator.phases): every transition, terminal
+"""The phase state machine (simjob_operator.core.phases): every transition, terminal
 stickiness, and the cancel/complete races. Pure; no cluster.
 
 Neighbours: test_statuses.py (what a verdict writes), test_admission.py.
@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from simjob_operator import constants as c
-from simjob_operator.phases import (
+from simjob_operator.api import names as c
+from simjob_operator.api.reasons import Reason
+from simjob_operator.core.phases import (
     ALLOWED_TRANSITIONS,
     TERMINAL_PHASES,
     Action,
@@ -42,7 +43,7 @@ ALL_OBSERVATIONS = [None, ABSENT, PENDING, RUNNING, SUCCEEDED, FAILED, OOM, DEAD
 NON_TERMINAL = [None, Phase.PENDING, Phase.QUEUED, Phase.RUNNING]
 ADMITTED = Admission(AdmissionState.ADMITTED, message="admitted")
 WAITING = Admission(AdmissionState.WAITING, position=2, message="waiting for a slot")
-REJECTED = Rejection(c.REASON_UNKNOWN_TIER, "SimTier 'x' does not exist")
+REJECTED = Rejection(Reason.UNKNOWN_TIER, "SimTier 'x' does not exist")
 
 
 def conditions(verdict: Verdict) -> dict[str, tuple[str, str]]:
@@ -59,7 +60,7 @@ def test_terminal_set() -> None:
 
 
 def test_phase_values_match_the_api_model() -> None:
-    from simjob_operator.models import SimJobStatus
+    from simjob_operator.api.simjob import SimJobStatus
 
     literal = SimJobStatus.model_fields["phase"].annotation
     assert {p.value for p in Phase} == set(literal.__args__[0].__args__)  # type: ignore[union-attr]
@@ -84,7 +85,7 @@ COMBINATIONS = list(
         [False, True],
         [None, ADMITTED, WAITING],
         [None, REJECTED],
-        [None, c.REASON_CANCEL_REQUESTED],
+        [None, Reason.CANCEL_REQUESTED],
     )
 )
 
@@ -133,10 +134,10 @@ def check_invariants(
     if verdict.phase == Phase.CANCELLED and current != Phase.CANCELLED and admitted:
         assert observation is not None
         assert observation.state == ObservedState.ABSENT or (
-            reason == c.REASON_CANCEL_REQUESTED and observation.state == ObservedState.FAILED
+            reason == Reason.CANCEL_REQUESTED and observation.state == ObservedState.FAILED
         )
     # A finished observation is never hidden behind a cancel (except our own stop).
-    our_stop = cancel and reason == c.REASON_CANCEL_REQUESTED
+    our_stop = cancel and reason == Reason.CANCEL_REQUESTED
     if (
         current not in TERMINAL_PHASES
         and observation is not None
@@ -159,10 +160,10 @@ def test_new_simjob_asks_for_admission_without_writing() -> None:
 def test_waiting_for_slot_is_queued_with_position() -> None:
     verdict = next_phase(Phase.PENDING, admission=WAITING)
     assert verdict.phase == Phase.QUEUED
-    assert verdict.reason == c.REASON_WAITING_FOR_SLOT
+    assert verdict.reason == Reason.WAITING_FOR_SLOT
     assert verdict.queue_position == 2
     assert "position 2" in (verdict.message or "")
-    assert conditions(verdict)[c.COND_ADMITTED] == ("False", c.REASON_WAITING_FOR_SLOT)
+    assert conditions(verdict)[c.COND_ADMITTED] == ("False", Reason.WAITING_FOR_SLOT)
     assert verdict.action == Action.NONE
 
 
@@ -171,16 +172,16 @@ def test_admission_grants_the_slot_and_submits() -> None:
     assert verdict.phase == Phase.QUEUED
     assert verdict.admitted_now
     assert verdict.action == Action.SUBMIT
-    assert conditions(verdict)[c.COND_ADMITTED] == ("True", c.REASON_ADMITTED)
+    assert conditions(verdict)[c.COND_ADMITTED] == ("True", Reason.ADMITTED)
     assert verdict.queue_position is None
 
 
 def test_rejection_fails_before_admission() -> None:
     verdict = next_phase(Phase.PENDING, rejection=REJECTED)
     assert verdict.phase == Phase.FAILED
-    assert verdict.reason == c.REASON_UNKNOWN_TIER
+    assert verdict.reason == Reason.UNKNOWN_TIER
     assert verdict.message == REJECTED.message
-    assert conditions(verdict)[c.COND_ADMITTED] == ("False", c.REASON_UNKNOWN_TIER)
+    assert conditions(verdict)[c.COND_ADMITTED] == ("False", Reason.UNKNOWN_TIER)
     assert conditions(verdict)[c.COND_FINISHED] == ("True", "Failed")
 
 
@@ -191,7 +192,7 @@ def test_rejection_is_ignored_once_admitted() -> None:
 
 
 def test_admitted_and_absent_submits() -> None:
-    verdict = next_phase(Phase.QUEUED, admitted=True, observation=ABSENT, reason=c.REASON_ADMITTED)
+    verdict = next_phase(Phase.QUEUED, admitted=True, observation=ABSENT, reason=Reason.ADMITTED)
     assert verdict.action == Action.SUBMIT
     assert verdict.phase == Phase.QUEUED
 
@@ -207,16 +208,14 @@ def test_admitted_and_pending_stays_queued_with_backend_reason() -> None:
 def test_running_follows_the_backend() -> None:
     verdict = next_phase(Phase.QUEUED, admitted=True, observation=RUNNING)
     assert verdict.phase == Phase.RUNNING
-    assert verdict.reason == c.REASON_STARTED
-    assert conditions(verdict)[c.COND_RUNNING] == ("True", c.REASON_STARTED)
+    assert verdict.reason == Reason.STARTED
+    assert conditions(verdict)[c.COND_RUNNING] == ("True", Reason.STARTED)
     assert conditions(verdict)[c.COND_FINISHED] == ("False", "Running")
 
 
 def test_routine_pending_writes_nothing() -> None:
     starting = Observation(ObservedState.PENDING, reason="ContainerCreating")
-    verdict = next_phase(
-        Phase.QUEUED, admitted=True, reason=c.REASON_ADMITTED, observation=starting
-    )
+    verdict = next_phase(Phase.QUEUED, admitted=True, reason=Reason.ADMITTED, observation=starting)
     assert verdict.phase == Phase.QUEUED
     assert verdict.conditions == ()
     assert verdict.action == Action.NONE
@@ -230,14 +229,14 @@ def test_phases_never_go_back() -> None:
 def test_running_job_that_vanished_is_failed_as_lost() -> None:
     verdict = next_phase(Phase.RUNNING, admitted=True, observation=ABSENT)
     assert verdict.phase == Phase.FAILED
-    assert verdict.reason == c.REASON_BACKEND_LOST
+    assert verdict.reason == Reason.BACKEND_LOST
 
 
 @pytest.mark.parametrize("phase", [Phase.QUEUED, Phase.RUNNING])
 def test_success(phase: Phase) -> None:
     verdict = next_phase(phase, admitted=True, observation=SUCCEEDED)
     assert verdict.phase == Phase.SUCCEEDED
-    assert verdict.reason == c.REASON_COMPLETED
+    assert verdict.reason == Reason.COMPLETED
     assert verdict.exit_code == 0
 
 
@@ -252,7 +251,7 @@ def test_failure_carries_exit_code() -> None:
 def test_oom_killed() -> None:
     verdict = next_phase(Phase.RUNNING, admitted=True, observation=OOM)
     assert verdict.phase == Phase.FAILED
-    assert verdict.reason == c.REASON_OOM_KILLED
+    assert verdict.reason == Reason.OOM_KILLED
     assert verdict.exit_code == 137
     assert "memory" in (verdict.message or "")
 
@@ -260,7 +259,7 @@ def test_oom_killed() -> None:
 def test_deadline_is_timed_out_with_the_runtime() -> None:
     verdict = next_phase(Phase.RUNNING, admitted=True, observation=DEADLINE, max_runtime_seconds=42)
     assert verdict.phase == Phase.TIMED_OUT
-    assert verdict.reason == c.REASON_DEADLINE_EXCEEDED
+    assert verdict.reason == Reason.DEADLINE_EXCEEDED
     assert "42 s" in (verdict.message or "")
     assert conditions(verdict)[c.COND_FINISHED] == ("True", "TimedOut")
 
@@ -273,7 +272,7 @@ def test_cancel_while_waiting_never_submits(phase: Phase | None) -> None:
     for admission in (None, WAITING, ADMITTED):
         verdict = next_phase(phase, cancel=True, admission=admission)
         assert verdict.phase == Phase.CANCELLED
-        assert verdict.reason == c.REASON_CANCEL_REQUESTED
+        assert verdict.reason == Reason.CANCEL_REQUESTED
         assert verdict.action == Action.NONE
         assert "before it started" in (verdict.message or "")
 
@@ -282,20 +281,20 @@ def test_cancel_while_waiting_never_submits(phase: Phase | None) -> None:
 def test_cancel_while_running_stops_first(observation: Observation) -> None:
     verdict = next_phase(Phase.RUNNING, cancel=True, admitted=True, observation=observation)
     assert verdict.phase == Phase.RUNNING  # not Cancelled while pods may live
-    assert verdict.reason == c.REASON_CANCEL_REQUESTED
+    assert verdict.reason == Reason.CANCEL_REQUESTED
     assert verdict.action == Action.STOP
 
 
 def test_cancel_becomes_cancelled_once_gone() -> None:
     verdict = next_phase(
         Phase.RUNNING,
-        reason=c.REASON_CANCEL_REQUESTED,
+        reason=Reason.CANCEL_REQUESTED,
         cancel=True,
         admitted=True,
         observation=ABSENT,
     )
     assert verdict.phase == Phase.CANCELLED
-    assert verdict.reason == c.REASON_CANCEL_REQUESTED
+    assert verdict.reason == Reason.CANCEL_REQUESTED
     assert "stopped" in (verdict.message or "")
 
 
@@ -320,7 +319,7 @@ def test_completion_before_cancel_was_observed_stays_succeeded() -> None:
     # ...even when the stop had already been requested.
     verdict = next_phase(
         Phase.RUNNING,
-        reason=c.REASON_CANCEL_REQUESTED,
+        reason=Reason.CANCEL_REQUESTED,
         cancel=True,
         admitted=True,
         observation=SUCCEEDED,
@@ -337,7 +336,7 @@ def test_failure_before_cancel_stays_failed() -> None:
 def test_failure_caused_by_our_stop_is_cancelled() -> None:
     verdict = next_phase(
         Phase.RUNNING,
-        reason=c.REASON_CANCEL_REQUESTED,
+        reason=Reason.CANCEL_REQUESTED,
         cancel=True,
         admitted=True,
         observation=FAILED,
@@ -348,7 +347,7 @@ def test_failure_caused_by_our_stop_is_cancelled() -> None:
 def test_deadline_before_cancel_stays_timed_out() -> None:
     verdict = next_phase(
         Phase.RUNNING,
-        reason=c.REASON_CANCEL_REQUESTED,
+        reason=Reason.CANCEL_REQUESTED,
         cancel=True,
         admitted=True,
         observation=DEADLINE,

@@ -25,8 +25,8 @@ from slurm_bridge import (
     batch_script,
 )
 from slurm_bridge.pyslurm_client import PyslurmClient, load_pyslurm, pyslurm_version_mismatch
-from tests.unit import fake_pyslurm
-from tests.unit.fake_pyslurm import CONTROLLER
+from tests.support import fake_pyslurm
+from tests.support.fake_pyslurm import CONTROLLER
 
 T = TypeVar("T")
 

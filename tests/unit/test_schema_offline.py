@@ -6,7 +6,7 @@ message names* — or, when only the server can catch it (CEL rules, list-map ke
 must be schema-valid so the server's rule is what rejects it. The semantic cases,
 the corpus tier and the examples must be valid here and parse into the models.
 
-Neighbours: simjob_operator.crd_generation, tests/corpus_cases.py.
+Neighbours: simjob_operator.api.crd_generation, tests/corpus_cases.py.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ import jsonschema
 import pytest
 import yaml
 
-from simjob_operator.crd_generation import generate_crds
-from simjob_operator.models import SimJob, SimTier
-from simjob_operator.slurm_models import SlurmCluster
-from tests.corpus_cases import TIERS_FILE, CorpusCase, cases
+from simjob_operator.api.crd_generation import generate_crds
+from simjob_operator.api.simjob import SimJob
+from simjob_operator.api.simtier import SimTier
+from simjob_operator.api.slurmcluster import SlurmCluster
+from tests.support.corpus_cases import TIERS_FILE, CorpusCase, cases
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))

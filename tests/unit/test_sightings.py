@@ -1,4 +1,4 @@
-"""What the watches deliver (simjob_operator.sightings): the SimJob event filter,
+"""What the watches deliver (simjob_operator.core.sightings): the SimJob event filter,
 the Job hint taken from an event, merging hints, the owner of a Job; and kopf's
 diff-base storage that writes nothing (handlers.NoDiffBase). Pure; no cluster.
 """
@@ -11,10 +11,11 @@ from typing import Any
 import kopf
 import pytest
 
-from simjob_operator import constants as c
-from simjob_operator.handlers import NoDiffBase
-from simjob_operator.sightings import Seen, Sighting, owning_simjob, simjob_event_wanted
-from tests.unit.simjob_bodies import admitted_status, simjob_body
+from simjob_operator.api import names as c
+from simjob_operator.api.reasons import Reason
+from simjob_operator.controller.handlers import NoDiffBase
+from simjob_operator.core.sightings import Seen, Sighting, owning_simjob, simjob_event_wanted
+from tests.support.bodies import admitted_status, simjob_body
 
 
 def job_body(owner: str = "sim", **status: Any) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def test_unprocessed_simjobs_are_reconciled() -> None:
 def test_status_writes_are_not_reconciled_again() -> None:
     status = {**admitted_status("Running"), "observedGeneration": 1}
     assert not simjob_event_wanted("MODIFIED", managed(status=status))
-    queued = {"phase": "Queued", "reason": c.REASON_WAITING_FOR_SLOT, "observedGeneration": 1}
+    queued = {"phase": "Queued", "reason": Reason.WAITING_FOR_SLOT, "observedGeneration": 1}
     assert not simjob_event_wanted("MODIFIED", managed(status=queued))
 
 

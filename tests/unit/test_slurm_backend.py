@@ -15,24 +15,25 @@ from typing import Any, cast
 
 import asyncssh
 import pytest
+from simjob_operator.backends.slurm.api import SlurmApi
 
-from simjob_operator import constants as c
-from simjob_operator.backends import Submitted
-from simjob_operator.backends.slurm_api import SlurmApi
-from simjob_operator.backends.slurm_backend import SlurmBackend
-from simjob_operator.backends.slurm_jobs import job_id_of, marker
-from simjob_operator.backends.slurm_polling import reachable_condition
-from simjob_operator.backends.slurm_sites import DEFAULT_LOGIN, Login, SiteError, Sites
-from simjob_operator.kube import Kube
-from simjob_operator.phases import ObservedState
-from simjob_operator.recording import Recorder
-from simjob_operator.records import SimJobRecord, parse_time
-from simjob_operator.slurm_models import SlurmClusterSpec
-from simjob_operator.tiers import TierCache
-from simjob_operator.validation import Effective
+from simjob_operator.api import names as c
+from simjob_operator.api.reasons import Reason
+from simjob_operator.api.slurmcluster import SlurmClusterSpec
+from simjob_operator.backends.base import Submitted
+from simjob_operator.backends.slurm.backend import SlurmBackend
+from simjob_operator.backends.slurm.jobs import job_id_of, marker
+from simjob_operator.backends.slurm.poller import reachable_condition
+from simjob_operator.backends.slurm.sites import DEFAULT_LOGIN, Login, SiteError, Sites
+from simjob_operator.controller.recorder import Recorder
+from simjob_operator.controller.tiers import TierCache
+from simjob_operator.core.phases import ObservedState
+from simjob_operator.core.records import SimJobRecord, parse_time
+from simjob_operator.core.validation import Effective
+from simjob_operator.kube.client import Kube
 from slurm_bridge import CliSlurmClient, JobSpec, SlurmClient, SlurmUnavailable
-from tests.unit.fake_slurm import T0, T1, FakeApi, FakeKube, FakeSlurm
-from tests.unit.simjob_bodies import simjob_body
+from tests.support.bodies import simjob_body
+from tests.support.fake_slurm import T0, T1, FakeApi, FakeKube, FakeSlurm
 
 CREATED = "2025-01-01T12:00:00Z"
 EFFECTIVE = Effective(
@@ -94,7 +95,7 @@ class Harness:
         spec.setdefault("slurm", {"cluster": "hpc"})
         status: dict[str, Any] = {
             "phase": "Queued",
-            "reason": c.REASON_ADMITTED,
+            "reason": Reason.ADMITTED,
             "conditions": [{"type": c.COND_ADMITTED, "status": "True", "reason": "SlotAvailable"}],
             "resources": {"cpu": "1", "memory": "256Mi", "gpu": 0},
             "effectiveMaxRuntimeSeconds": 60,
@@ -258,14 +259,14 @@ def test_sbatch_refusal_and_unsafe_values_fail_the_simjob_with_a_reason() -> Non
         result = await h.backend.submit(record, EFFECTIVE)
         assert result.outcome == Submitted.BLOCKED
         observed = await h.backend.observe(h.stored(record))
-        assert (observed.state, observed.reason) == (ObservedState.FAILED, c.REASON_SLURM_REJECTED)
+        assert (observed.state, observed.reason) == (ObservedState.FAILED, Reason.SLURM_REJECTED)
         assert observed.message is not None
         assert "invalid partition" in observed.message
         h.slurm.reject = None
         bad = h.simjob("newline", args=["a\nb"])
         assert (await h.backend.submit(bad, EFFECTIVE)).outcome == Submitted.BLOCKED
         observed = await h.backend.observe(bad)
-        assert (observed.state, observed.reason) == (ObservedState.FAILED, c.REASON_INVALID_SPEC)
+        assert (observed.state, observed.reason) == (ObservedState.FAILED, Reason.INVALID_SPEC)
         assert h.slurm.calls["sbatch"] == 1  # only the refused one reached Slurm
 
     run(scenario)
@@ -280,7 +281,7 @@ def test_unknown_cluster_gets_a_grace_then_fails() -> None:
     async def waits(h: Harness) -> None:
         record = h.simjob("nowhere", slurm={"cluster": "missing"})
         observed = await h.backend.observe(record)
-        assert (observed.state, observed.reason) == (ObservedState.PENDING, c.REASON_STARTING)
+        assert (observed.state, observed.reason) == (ObservedState.PENDING, Reason.STARTING)
         ((key, delay),) = h.requeued
         assert key == record.key
         assert 3.9 < delay <= 4.0
@@ -292,7 +293,7 @@ def test_unknown_cluster_gets_a_grace_then_fails() -> None:
         observed = await h.backend.observe(record)
         assert (observed.state, observed.reason) == (
             ObservedState.FAILED,
-            c.REASON_UNKNOWN_SLURM_CLUSTER,
+            Reason.UNKNOWN_SLURM_CLUSTER,
         )
         cancelled = h.simjob("nowhere-cancelled", slurm={"cluster": "missing"}, cancel=True)
         assert (await h.backend.observe(cancelled)).state == ObservedState.ABSENT
@@ -315,7 +316,7 @@ def test_missing_secret_fails_before_submission_but_never_abandons_a_job() -> No
         observed = await h.backend.observe(fresh)
         assert (observed.state, observed.reason) == (
             ObservedState.FAILED,
-            c.REASON_INVALID_SLURM_CREDENTIALS,
+            Reason.INVALID_SLURM_CREDENTIALS,
         )
         assert observed.message is not None
         assert "ops/hosts not found" in observed.message
@@ -407,7 +408,7 @@ def test_unreachable_slurm_keeps_the_phase_and_marks_the_cluster() -> None:
         _name, status = h.api.status_writes[-1]
         (condition,) = status["conditions"]
         assert (condition["type"], condition["status"]) == ("Reachable", "False")
-        assert condition["reason"] == c.REASON_SLURM_UNREACHABLE
+        assert condition["reason"] == Reason.SLURM_UNREACHABLE
         assert "Unable to contact slurm controller" in condition["message"]
         assert h.slurm.calls["sbatch"] == 0
         h.slurm.unreachable = None
@@ -500,7 +501,7 @@ def test_ssh_logins_come_from_secrets() -> None:
         assert await sites.client(site, DEFAULT_LOGIN) is default  # cached
         with pytest.raises(SiteError, match="not a usable private key") as bad:
             await sites.client(site, Login("bob-ns", "bob"))
-        assert bad.value.reason == c.REASON_INVALID_SLURM_CREDENTIALS
+        assert bad.value.reason == Reason.INVALID_SLURM_CREDENTIALS
         with pytest.raises(SiteError, match="carol-ns/carol not found"):
             await sites.client(site, Login("carol-ns", "carol"))
         api.add_cluster("here")
@@ -529,8 +530,8 @@ def test_reachable_condition_moves_its_transition_time_only_with_its_status() ->
         True, "Slurm answered", previous=later, now=now + timedelta(minutes=2), generation=2
     )
     assert back["lastTransitionTime"] != first["lastTransitionTime"]
-    assert back["reason"] == c.REASON_SLURM_REACHABLE
+    assert back["reason"] == Reason.SLURM_REACHABLE
     config = reachable_condition(
-        False, f"{c.REASON_SLURM_CONFIG}: no Secret", previous=None, now=now, generation=1
+        False, f"{Reason.SLURM_CONFIG}: no Secret", previous=None, now=now, generation=1
     )
-    assert (config["reason"], config["message"]) == (c.REASON_SLURM_CONFIG, "no Secret")
+    assert (config["reason"], config["message"]) == (Reason.SLURM_CONFIG, "no Secret")

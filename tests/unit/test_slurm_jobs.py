@@ -1,4 +1,4 @@
-"""A SimJob as a Slurm job and back (simjob_operator.backends.slurm_jobs): the
+"""A SimJob as a Slurm job and back (simjob_operator.backends.slurm.jobs): the
 tier -> sbatch translation and the state -> Observation table. Pure; no Slurm.
 """
 
@@ -8,19 +8,20 @@ from typing import Any
 
 import pytest
 
-from simjob_operator import constants as c
-from simjob_operator.backends.slurm_jobs import (
+from simjob_operator.api.reasons import Reason
+from simjob_operator.api.simjob import SimJobSlurmSpec, SimJobSpec
+from simjob_operator.api.simtier import SlurmTierSpec
+from simjob_operator.backends.slurm.jobs import (
     failure_message,
     interpret,
     job_spec,
     marker,
     memory_mib,
 )
-from simjob_operator.models import SimJobSlurmSpec, SimJobSpec, SlurmTierSpec
-from simjob_operator.phases import ObservedState, Phase, Verdict, next_phase
-from simjob_operator.validation import Effective
+from simjob_operator.core.phases import ObservedState, Phase, Verdict, next_phase
+from simjob_operator.core.validation import Effective
 from slurm_bridge import InvalidJobSpec, JobKind, JobState, map_state, sbatch_options
-from tests.unit.fake_slurm import T0, T1
+from tests.support.fake_slurm import T0, T1
 
 UID = "0b7c4a9e-1111-4222-8333-444455556666"
 
@@ -143,7 +144,7 @@ def test_state_table(slurm_state: str, expected: ObservedState) -> None:
 
 def test_failure_reasons_come_from_the_state() -> None:
     failed = interpret(state("FAILED", exit_code=3), stopping=False, cluster="hpc")
-    assert (failed.reason, failed.exit_code) == (c.REASON_ERROR, 3)
+    assert (failed.reason, failed.exit_code) == (Reason.ERROR, 3)
     assert interpret(state("OUT_OF_MEMORY"), stopping=False, cluster="hpc").reason == "OOMKilled"
     assert interpret(state("NODE_FAIL"), stopping=False, cluster="hpc").reason == "NodeFail"
 
@@ -154,7 +155,7 @@ def test_pending_reasons_are_shown_unless_routine() -> None:
     assert held.message is not None
     assert "Slurm job 42 on hpc" in held.message
     fresh = interpret(state("PENDING"), stopping=False, cluster="hpc")
-    assert fresh.reason == c.REASON_STARTING
+    assert fresh.reason == Reason.STARTING
 
 
 def test_cancelled_or_missing_while_we_stop_it_means_nothing_is_left() -> None:
@@ -167,7 +168,7 @@ def test_cancelled_or_missing_while_we_stop_it_means_nothing_is_left() -> None:
 
 def test_a_job_slurm_forgot_is_lost_not_resubmitted() -> None:
     lost = interpret(JobState.missing("42", "squeue"), stopping=False, cluster="hpc")
-    assert (lost.state, lost.reason) == (ObservedState.FAILED, c.REASON_BACKEND_LOST)
+    assert (lost.state, lost.reason) == (ObservedState.FAILED, Reason.BACKEND_LOST)
 
 
 def test_phases_from_slurm_outcomes() -> None:
@@ -178,7 +179,7 @@ def test_phases_from_slurm_outcomes() -> None:
     ) -> Verdict:
         obs = interpret(
             state(slurm_state, **f),
-            stopping=cancel and reason == c.REASON_CANCEL_REQUESTED,
+            stopping=cancel and reason == Reason.CANCEL_REQUESTED,
             cluster="hpc",
         )
         return next_phase(
@@ -189,13 +190,13 @@ def test_phases_from_slurm_outcomes() -> None:
     done = verdict("COMPLETED", exit_code=0, start_time=T0, end_time=T1)
     assert (done.phase, done.exit_code) == (Phase.SUCCEEDED, 0)
     assert verdict("TIMEOUT").phase == Phase.TIMED_OUT
-    assert verdict("TIMEOUT").reason == c.REASON_DEADLINE_EXCEEDED
+    assert verdict("TIMEOUT").reason == Reason.DEADLINE_EXCEEDED
     outside = verdict("CANCELLED")
-    assert (outside.phase, outside.reason) == (Phase.CANCELLED, c.REASON_CANCELLED_IN_SLURM)
-    ours = verdict("CANCELLED", cancel=True, reason=c.REASON_CANCEL_REQUESTED)
-    assert (ours.phase, ours.reason) == (Phase.CANCELLED, c.REASON_CANCEL_REQUESTED)
+    assert (outside.phase, outside.reason) == (Phase.CANCELLED, Reason.CANCELLED_IN_SLURM)
+    ours = verdict("CANCELLED", cancel=True, reason=Reason.CANCEL_REQUESTED)
+    assert (ours.phase, ours.reason) == (Phase.CANCELLED, Reason.CANCEL_REQUESTED)
     # Completed before the cancel landed: stays Succeeded (the anchors' worst bug).
-    raced = verdict("COMPLETED", cancel=True, reason=c.REASON_CANCEL_REQUESTED, exit_code=0)
+    raced = verdict("COMPLETED", cancel=True, reason=Reason.CANCEL_REQUESTED, exit_code=0)
     assert raced.phase == Phase.SUCCEEDED
     # Preempted/requeued while Running: phases never go back.
     assert verdict("REQUEUED").phase == Phase.RUNNING

@@ -17,7 +17,7 @@ import pytest
 from slurm_bridge import InvalidJobSpec, JobSpec, batch_script, output_path, sbatch_options
 from slurm_bridge.scripts import MAX_SCRIPT_BYTES, SCRIPT_HEADER
 from slurm_bridge.specs import time_limit_minutes
-from tests.slurm_hostile import ACCEPTED, REJECTED
+from tests.support.slurm_hostile import ACCEPTED, REJECTED
 
 PRINTF = ("printf", "%s\\n")
 

@@ -1,4 +1,4 @@
-"""Status building (simjob_operator.statuses): conditions with stable
+"""Status building (simjob_operator.core.statuses): conditions with stable
 lastTransitionTime and observedGeneration, timestamps, usage, merge patches.
 Pure; no cluster.
 """
@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from simjob_operator import constants as c
-from simjob_operator.models import BackendRef, SimJobStatus, SimTierSpec
-from simjob_operator.phases import (
+from simjob_operator.api import names as c
+from simjob_operator.api.reasons import Reason
+from simjob_operator.api.simjob import BackendRef, SimJobStatus
+from simjob_operator.api.simtier import SimTierSpec
+from simjob_operator.core.phases import (
     Admission,
     AdmissionState,
     ConditionChange,
@@ -19,10 +21,10 @@ from simjob_operator.phases import (
     Rejection,
     next_phase,
 )
-from simjob_operator.records import SimJobRecord
-from simjob_operator.statuses import build_status, get_condition, set_conditions, status_patch
-from simjob_operator.validation import Effective, resolve
-from tests.unit.simjob_bodies import simjob_body, tier_spec
+from simjob_operator.core.records import SimJobRecord
+from simjob_operator.core.statuses import build_status, get_condition, set_conditions, status_patch
+from simjob_operator.core.validation import Effective, resolve
+from tests.support.bodies import simjob_body, tier_spec
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -152,7 +154,7 @@ def test_patch_sets_changed_keys_and_deletes_removed_ones() -> None:
     _, queued, admitted, *_ = walk()
     patch = status_patch(queued, admitted)
     assert patch["queuePosition"] is None
-    assert patch["reason"] == c.REASON_ADMITTED
+    assert patch["reason"] == Reason.ADMITTED
     assert "queuedTime" not in patch
     assert patch["conditions"][0]["type"] == "Admitted"
     assert status_patch(admitted, admitted) == {}
@@ -162,7 +164,7 @@ def test_status_names_the_effective_owner() -> None:
     """status.owner feeds the OWNER printer column, also for rejected SimJobs."""
     for body, expected in ((simjob_body(), "lab"), (simjob_body(owner="alice"), "alice")):
         rec = SimJobRecord.from_body(body)
-        rejected = next_phase(None, rejection=Rejection(c.REASON_UNKNOWN_TIER, "no tier"))
+        rejected = next_phase(None, rejection=Rejection(Reason.UNKNOWN_TIER, "no tier"))
         status = build_status(rec.status, rejected, now=T0, generation=1, owner=rec.owner)
         assert status.owner == expected
         assert status.phase == "Failed"

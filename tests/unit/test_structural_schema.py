@@ -1,7 +1,7 @@
 """The pydantic -> structural OpenAPI conversion on small models: inlining,
 Optional collapsing, bound conversion, items merging, and what it refuses.
 
-Neighbours: simjob_operator.structural_schema, tests/unit/test_crd_generation.py
+Neighbours: simjob_operator.api.structural_schema, tests/unit/test_crd_generation.py
 (the same conversion applied to the real API).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, Field
 
-from simjob_operator.structural_schema import SchemaError, structural_schema
+from simjob_operator.api.structural_schema import SchemaError, structural_schema
 
 
 class _Inner(BaseModel):

@@ -1,4 +1,4 @@
-"""Resolving a SimJob against its SimTier (simjob_operator.validation) and the
+"""Resolving a SimJob against its SimTier (simjob_operator.core.validation) and the
 quantity parser it relies on. Pure; no cluster.
 """
 
@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from simjob_operator import constants as c
-from simjob_operator.models import SimJobSpec, SimTierSpec
-from simjob_operator.phases import Rejection
-from simjob_operator.quantities import QuantityError, cpu_cores, memory_bytes, parse_quantity
-from simjob_operator.records import SimJobRecord, parse_tier
-from simjob_operator.validation import Effective, resolve
-from tests.unit.simjob_bodies import simjob_body, tier_spec
+from simjob_operator.api.reasons import Reason
+from simjob_operator.api.simjob import SimJobSpec
+from simjob_operator.api.simtier import SimTierSpec
+from simjob_operator.core.phases import Rejection
+from simjob_operator.core.quantities import QuantityError, cpu_cores, memory_bytes, parse_quantity
+from simjob_operator.core.records import SimJobRecord, parse_tier
+from simjob_operator.core.validation import Effective, resolve
+from tests.support.bodies import simjob_body, tier_spec
 
 
 def run(tier_: dict[str, Any] | None = None, **spec: Any) -> Effective | Rejection:
@@ -51,20 +52,20 @@ def test_spec_runtime_and_owner_win_when_allowed() -> None:
 @pytest.mark.parametrize(
     ("tier", "spec", "reason"),
     [
-        (None, {}, c.REASON_UNKNOWN_TIER),
-        (tier_spec(), {"maxRuntimeSeconds": 601}, c.REASON_RUNTIME_ABOVE_TIER),
-        (tier_spec(), {"image": None}, c.REASON_INVALID_SPEC),
-        (tier_spec(), {"backend": "kubernetes", "image": None}, c.REASON_INVALID_SPEC),
-        (tier_spec(), {"backend": "slurm"}, c.REASON_BACKEND_UNAVAILABLE),
-        (tier_spec(), {"backend": "slurm", "image": None}, c.REASON_BACKEND_UNAVAILABLE),
-        (tier_spec(), {"podMetadata": {"labels": {"simjob.io/x": "1"}}}, c.REASON_INVALID_SPEC),
+        (None, {}, Reason.UNKNOWN_TIER),
+        (tier_spec(), {"maxRuntimeSeconds": 601}, Reason.RUNTIME_ABOVE_TIER),
+        (tier_spec(), {"image": None}, Reason.INVALID_SPEC),
+        (tier_spec(), {"backend": "kubernetes", "image": None}, Reason.INVALID_SPEC),
+        (tier_spec(), {"backend": "slurm"}, Reason.BACKEND_UNAVAILABLE),
+        (tier_spec(), {"backend": "slurm", "image": None}, Reason.BACKEND_UNAVAILABLE),
+        (tier_spec(), {"podMetadata": {"labels": {"simjob.io/x": "1"}}}, Reason.INVALID_SPEC),
         (
             tier_spec(),
             {"podMetadata": {"annotations": {"simjob.io/y": "1"}}},
-            c.REASON_INVALID_SPEC,
+            Reason.INVALID_SPEC,
         ),
-        (tier_spec(), {"command": []}, c.REASON_INVALID_SPEC),
-        (None, {"image": None}, c.REASON_INVALID_SPEC),  # spec problems are reported first
+        (tier_spec(), {"command": []}, Reason.INVALID_SPEC),
+        (None, {"image": None}, Reason.INVALID_SPEC),  # spec problems are reported first
     ],
 )
 def test_rejections(tier: dict[str, Any] | None, spec: dict[str, Any], reason: str) -> None:
@@ -104,7 +105,7 @@ def test_unusable_tier() -> None:
         tier_error=error,
     )
     assert isinstance(result, Rejection)
-    assert result.reason == c.REASON_UNKNOWN_TIER
+    assert result.reason == Reason.UNKNOWN_TIER
     assert "not usable" in result.message
 
 

@@ -1,4 +1,4 @@
-"""The keyed work queue (simjob_operator.workqueue): coalescing, one worker per
+"""The keyed work queue (simjob_operator.controller.workqueue): coalescing, one worker per
 key at a time, re-runs for keys added while processing, retries with backoff.
 Runs an asyncio loop; no cluster.
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from simjob_operator import workqueue
-from simjob_operator.workqueue import Key, WorkQueue
+from simjob_operator.controller import workqueue
+from simjob_operator.controller.workqueue import Key, WorkQueue
 
 LOG = logging.getLogger("test")
 

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# hack/images/build.sh — build SimJob's container images here, without a registry
+# or a Docker engine (make images; make image builds only the operator's).
+#
+# Usage: hack/images/build.sh [--import] [NAME...]   (NAMEs: pause busybox simulation
+#        operator; default all)
+#
+#   docker.io/simjob/pause:local       busybox-static `sleep infinity`: the node's sandbox
+#                                      ("pause") image (containerd's sandbox setting)
+#   docker.io/simjob/busybox:local     Debian's busybox-static with its applet links
+#   docker.io/simjob/simulation:local  a Debian rootfs (mmdebstrap) with python3 and
+#                                      python3-numpy, and examples/simulation/ in /opt/simulation;
+#                                      runs as uid/gid 65532, entrypoint python3 /opt/simulation/heat.py
+#   docker.io/library/simjob-operator:$VERSION  (the chart's default image.repository
+#                                      simjob-operator, tag = appVersion) a Debian rootfs with
+#                                      python3 and our wheel + dependencies (pip --target);
+#                                      entrypoint simjob-operator, uid/gid 65532, like ./Dockerfile
+#
+# Each image is an OCI layout packed with umoci, tarred as an OCI archive with the
+# reference in index.json (io.containerd.image.name), cached by content under
+# ${SIMJOB_CACHE:-~/.cache/simjob}/images/<name>-<key>/image.tar, where the key hashes
+# this script, the package lists and the sources copied in. A second build is a cache
+# hit. The Debian root filesystems (mmdebstrap, from the machine's apt sources) are
+# cached the same way under images/rootfs-<key>/. images/latest/<name>.tar links to the
+# newest build of each; hack/node/up.sh imports those when the node starts, and
+# --import imports the built ones now into the running node's containerd
+# (ctr -n k8s.io images import). Prints one line per image: NAME REFERENCE TARBALL.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+cache_root="${SIMJOB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/simjob}"
+images="$cache_root/images"
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml")"
+SUITE="${SIMJOB_DEBIAN_SUITE:-bookworm}"
+
+log() { printf '[images] %s\n' "$*" >&2; }
+die() { printf '[images] ERROR: %s\n' "$*" >&2; exit 1; }
+
+do_import=0
+names=()
+for a in "$@"; do
+  case "$a" in
+    --import) do_import=1 ;;
+    pause|busybox|simulation|operator) names+=("$a") ;;
+    *) die "unknown argument $a (usage: build.sh [--import] [pause|busybox|simulation|operator]...)" ;;
+  esac
+done
+[ "${#names[@]}" -gt 0 ] || names=(pause busybox simulation operator)
+
+"$repo/hack/node/deps.sh"
+mkdir -p "$images/latest"
+
+ref_of() {
+  case "$1" in
+    operator) echo "docker.io/library/simjob-operator:$version" ;;
+    *) echo "docker.io/simjob/$1:local" ;;
+  esac
+}
+
+hash_of() { sha256sum | cut -c1-16; }
+
+run_step() {  # run_step LOG <cmd...>: stop with the exact command when it fails
+  local logf="$1"; shift
+  if ! "$@" >>"$logf" 2>&1; then
+    tail -n 30 "$logf" >&2
+    die "command failed: $* (log: $logf)"
+  fi
+}
+
+# rootfs_debian KEYNAME PACKAGES: a Debian root filesystem from mmdebstrap, cached;
+# prints its folder. Docs, man pages and locales are not unpacked.
+rootfs_debian() {
+  local name="$1" pkgs="$2" key dir start
+  key="$(printf '%s\n' "$SUITE" "$pkgs" | cat - "$0" | hash_of)"
+  dir="$images/rootfs-$name-$key"
+  if [ -f "$dir/.complete" ]; then echo "$dir/rootfs"; return; fi
+  rm -rf "$dir"; mkdir -p "$dir"
+  start=$SECONDS
+  log "mmdebstrap $SUITE ($name: $pkgs) — first time ~1–2 min…"
+  run_step "$dir/mmdebstrap.log" mmdebstrap --variant=essential --include="$pkgs" \
+    --aptopt='Acquire::Check-Valid-Until "false"' --aptopt='Acquire::Check-Date "false"' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*' \
+    --customize-hook='rm -rf "$1"/var/cache/* "$1"/var/log/* "$1"/tmp/* "$1"/var/lib/apt/lists/*' \
+    "$SUITE" "$dir/rootfs"
+  touch "$dir/.complete"
+  log "rootfs $name built in $((SECONDS - start)) s ($(du -sh "$dir/rootfs" | cut -f1))"
+  echo "$dir/rootfs"
+}
+
+# rootfs_busybox DIR: busybox-static with its applet links, /tmp, and a passwd file.
+rootfs_busybox() {
+  local dir="$1" a
+  mkdir -p "$dir/bin" "$dir/tmp" "$dir/etc"
+  chmod 1777 "$dir/tmp"
+  cp /bin/busybox "$dir/bin/busybox"
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$dir/bin/$a"; done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$dir/etc/group"
+}
+
+# pack NAME REF OUT_TAR LAYER_DIR... -- UMOCI_CONFIG_ARGS...: an OCI archive from layers.
+pack() {
+  local name="$1" ref="$2" tar="$3"; shift 3
+  local layers=() work tag=local
+  while [ "$1" != "--" ]; do layers+=("$1"); shift; done; shift
+  work="$(dirname "$tar")/work"
+  rm -rf "$work"; mkdir -p "$work"
+  local logf; logf="$(dirname "$tar")/umoci.log"
+  run_step "$logf" umoci init --layout "$work/oci"
+  run_step "$logf" umoci new --image "$work/oci:$tag"
+  local l
+  for l in "${layers[@]}"; do
+    run_step "$logf" umoci insert --no-history --image "$work/oci:$tag" "$l" /
+  done
+  run_step "$logf" umoci config --no-history --image "$work/oci:$tag" \
+    --created 1970-01-01T00:00:00Z --author simjob "$@"
+  run_step "$logf" umoci gc --layout "$work/oci"
+  python3 - "$work/oci/index.json" "$ref" <<'PY'
+import json, sys
+path, ref = sys.argv[1], sys.argv[2]
+index = json.load(open(path))
+for m in index["manifests"]:
+    ann = m.setdefault("annotations", {})
+    ann["io.containerd.image.name"] = ref
+    ann["org.opencontainers.image.ref.name"] = ref.rsplit(":", 1)[1]
+json.dump(index, open(path, "w"))
+PY
+  tar -C "$work/oci" --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf "$tar.tmp" .
+  mv "$tar.tmp" "$tar"
+  rm -rf "$work"
+}
+
+build_one() {  # build_one NAME: prints NAME REF TAR
+  local name="$1" ref key dir tar start
+  ref="$(ref_of "$name")"
+  start=$SECONDS
+  case "$name" in
+    pause|busybox)
+      key="$( { cat "$0"; sha256sum /bin/busybox; echo "$ref"; } | hash_of)" ;;
+    simulation)
+      key="$( { cat "$0"; echo "$ref"; find "$repo/examples/simulation" -type f -name '*.py' -o -type f -name '*.json' | sort | xargs cat; } | hash_of)" ;;
+    operator)
+      key="$( { cat "$0"; echo "$ref"; cat "$repo/pyproject.toml";
+               cd "$repo" && git ls-files -co --exclude-standard operator slurm_bridge \
+                 | grep -v '/__pycache__/' | sort | xargs cat; } | hash_of)" ;;
+  esac
+  dir="$images/$name-$key"; tar="$dir/image.tar"
+  if [ -s "$tar" ]; then
+    log "$name: cached $tar"
+  else
+    rm -rf "$dir"; mkdir -p "$dir"
+    case "$name" in
+      pause)
+        rootfs_busybox "$dir/rootfs"
+        pack "$name" "$ref" "$tar" "$dir/rootfs" -- --config.entrypoint /bin/sleep \
+          --config.cmd infinity --config.user 65535:65535 ;;
+      busybox)
+        rootfs_busybox "$dir/rootfs"
+        pack "$name" "$ref" "$tar" "$dir/rootfs" -- --config.cmd /bin/sh \
+          --config.env PATH=/bin ;;
+      simulation)
+        local base; base="$(rootfs_debian simulation "python3-minimal,python3-numpy")"
+        mkdir -p "$dir/app/opt/simulation" "$dir/app/work"
+        cp "$repo"/examples/simulation/*.py "$dir/app/opt/simulation/"
+        chmod 0755 "$dir/app/opt/simulation/heat.py"
+        chown 65532:65532 "$dir/app/work"
+        pack "$name" "$ref" "$tar" "$base" "$dir/app" -- \
+          --config.entrypoint python3 --config.entrypoint /opt/simulation/heat.py \
+          --config.user 65532:65532 --config.workingdir /work \
+          --config.env PATH=/usr/local/bin:/usr/bin:/bin --config.env PYTHONUNBUFFERED=1 \
+          --config.env SIMJOB_OUTPUT_DIR=/work/output ;;
+      operator)
+        local base py; base="$(rootfs_debian operator "python3-minimal,python3,ca-certificates")"
+        py="$repo/.venv/bin/python"
+        [ -x "$py" ] || die "no $py: run make venv first (the wheel is built with it)"
+        run_step "$dir/wheel.log" "$py" -m build --wheel --outdir "$dir/dist" "$repo"
+        local site="$dir/app/usr/local/lib/python3.11/dist-packages"
+        mkdir -p "$site" "$dir/app/usr/local/bin"
+        log "operator: pip install --target (from PyPI) the wheel and its dependencies…"
+        run_step "$dir/pip.log" "$py" -m pip install --quiet --target "$site" \
+          "$(ls "$dir"/dist/simjob-*.whl)[ssh]"
+        rm -rf "$site/bin"
+        cat >"$dir/app/usr/local/bin/simjob-operator" <<'SH'
+#!/usr/bin/python3
+import sys
+
+from simjob_operator.main import cli
+
+sys.exit(cli())
+SH
+        chmod 0755 "$dir/app/usr/local/bin/simjob-operator"
+        mkdir -p "$dir/app/etc"
+        cat "$base/etc/passwd" >"$dir/app/etc/passwd"
+        echo 'simjob:x:65532:65532::/nonexistent:/usr/sbin/nologin' >>"$dir/app/etc/passwd"
+        cat "$base/etc/group" >"$dir/app/etc/group"
+        echo 'simjob:x:65532:' >>"$dir/app/etc/group"
+        pack "$name" "$ref" "$tar" "$base" "$dir/app" -- \
+          --config.entrypoint simjob-operator --config.cmd --liveness=http://0.0.0.0:8080/healthz \
+          --config.user 65532:65532 --config.exposedports 8080/tcp \
+          --config.env PATH=/usr/local/bin:/usr/bin:/bin --config.env PYTHONUNBUFFERED=1 \
+          --config.env PYTHONDONTWRITEBYTECODE=1 ;;
+    esac
+    rm -rf "$dir/rootfs" "$dir/app"
+    log "$name: built $ref in $((SECONDS - start)) s ($(du -h "$tar" | cut -f1))"
+  fi
+  ln -sfn "$tar" "$images/latest/$name.tar"
+  echo "$name $ref $tar"
+}
+
+for n in "${names[@]}"; do build_one "$n"; done
+
+if [ "$do_import" = 1 ]; then
+  "$repo/hack/node/import-images.sh" "${names[@]}"
+fi

@@ -1,0 +1,40 @@
+"""Every reason the operator writes: ``status.reason``, condition reasons, Events.
+
+One ``Reason`` enum (a ``StrEnum``, so a member is its CamelCase string in JSON and
+YAML); no reason is spelled as a string literal anywhere else in the operator.
+Reasons that come from a backend as they are (a pod's ``ImagePullBackOff``, a Slurm
+pending reason) are passed through as plain strings and are not listed here.
+Neighbours: ``api.names`` (kinds, labels), ``core.phases`` (which reason goes with
+which phase).
+"""
+
+import enum
+
+
+class Reason(enum.StrEnum):
+    # Admission.
+    WAITING_FOR_SLOT = "WaitingForSlot"
+    ADMITTED = "SlotAvailable"
+    UNKNOWN_TIER = "UnknownTier"
+    RUNTIME_ABOVE_TIER = "RuntimeAboveTierLimit"
+    INVALID_SPEC = "InvalidSpec"
+    BACKEND_UNAVAILABLE = "BackendUnavailable"
+    # Running.
+    STARTING = "Starting"  # admitted; the backend object exists but has not started
+    STARTED = "Started"  # the simulation runs
+    # Endings.
+    COMPLETED = "Completed"
+    ERROR = "Error"  # the simulation failed without a more specific reason
+    OOM_KILLED = "OOMKilled"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    CANCEL_REQUESTED = "CancelRequested"
+    DELETED = "Deleted"  # the SimJob was deleted before it finished
+    BACKEND_LOST = "BackendObjectLost"
+    # Slurm.
+    UNKNOWN_SLURM_CLUSTER = "UnknownSlurmCluster"
+    INVALID_SLURM_CREDENTIALS = "InvalidSlurmCredentials"
+    SLURM_REJECTED = "SlurmRejected"
+    CANCELLED_IN_SLURM = "CancelledInSlurm"
+    SLURM_REACHABLE = "SlurmAnswered"
+    SLURM_UNREACHABLE = "SlurmUnavailable"
+    SLURM_CONFIG = "ConfigurationError"

@@ -1,0 +1,167 @@
+"""The SimTier API (cluster-scoped, ``st``): what a tier grants a SimJob.
+
+CPU, memory, GPUs, the maximum runtime, slots per owner, the TTL, a priority class,
+Slurm options and node placement. Admission copies what the tier grants into the
+SimJob's ``status.grant`` (``api.simjob.Grant``), so a tier edited later never
+changes an admitted SimJob. Built on ``api.base``; CRD by ``api.crd_generation``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from simjob_operator.api.base import (
+    DNS_SUBDOMAIN_PATTERN,
+    POSITIVE_QUANTITY_RULE,
+    QUANTITY_PATTERN,
+    SLURM_NAME_PATTERN,
+    ApiModel,
+    cel,
+)
+from simjob_operator.api.names import MAX_RUNTIME_SECONDS_CEILING, SIMTIER_NAME_MAX_LENGTH
+
+
+class SlurmTierSpec(ApiModel):
+    """How a tier maps onto sbatch options at a Slurm site."""
+
+    partition: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=SLURM_NAME_PATTERN,
+        description="Slurm partition (sbatch --partition).",
+    )
+    qos: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=SLURM_NAME_PATTERN,
+        description="Slurm quality of service (sbatch --qos).",
+    )
+    account: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=SLURM_NAME_PATTERN,
+        description="Slurm account charged for the job (sbatch --account).",
+    )
+    cpus_per_task: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="sbatch --cpus-per-task; defaults to the tier's cpu rounded up.",
+    )
+    memory: str | None = Field(
+        default=None,
+        max_length=32,
+        pattern=QUANTITY_PATTERN,
+        description="sbatch --mem as a quantity (e.g. 4Gi); defaults to the tier's memory.",
+    )
+
+
+class Toleration(ApiModel):
+    """A toleration of the pods of a tier (core/v1 Toleration)."""
+
+    key: str | None = Field(default=None, max_length=316, description="Taint key; empty: all.")
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Exists or Equal (default Equal)."
+    )
+    value: str | None = Field(default=None, max_length=63, description="Taint value (Equal).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to tolerate; empty: all."
+    )
+    toleration_seconds: int | None = Field(
+        default=None, ge=0, description="NoExecute only: how long the pod stays bound."
+    )
+
+
+class SimTierSpec(ApiModel):
+    """Resources, time limit and concurrency that a tier grants to each SimJob."""
+
+    cpu: str = Field(
+        max_length=32,
+        pattern=QUANTITY_PATTERN,
+        description="CPU per SimJob as a Kubernetes quantity (e.g. 2 or 500m); "
+        "the pod's request and limit.",
+        json_schema_extra={
+            "x-kubernetes-validations": [cel(POSITIVE_QUANTITY_RULE, "cpu must be above 0")],
+        },
+    )
+    memory: str = Field(
+        max_length=32,
+        pattern=QUANTITY_PATTERN,
+        description="Memory per SimJob as a Kubernetes quantity (e.g. 4Gi); "
+        "the pod's request and limit.",
+        json_schema_extra={
+            "x-kubernetes-validations": [cel(POSITIVE_QUANTITY_RULE, "memory must be above 0")],
+        },
+    )
+    gpu: int = Field(default=0, ge=0, le=64, description="GPUs per SimJob (nvidia.com/gpu).")
+    max_runtime_seconds: int = Field(
+        gt=0,
+        le=MAX_RUNTIME_SECONDS_CEILING,
+        description="Longest wall time a SimJob of this tier may run; "
+        "SimJobs may ask for less, never more.",
+    )
+    max_concurrent_per_owner: int = Field(
+        default=1,
+        ge=1,
+        le=100000,
+        description="How many SimJobs of one owner may run at once in this tier; "
+        "the rest wait in phase Queued (reason WaitingForSlot).",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=0,
+        description="Delete finished SimJobs of this tier after this many seconds; "
+        "unset keeps them.",
+    )
+    priority_class_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="PriorityClass given to the pods of this tier.",
+    )
+    slurm: SlurmTierSpec | None = Field(
+        default=None, description="Slurm options used when a SimJob runs on Slurm."
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Node labels the pods of this tier must match (a node pool, e.g. "
+        "simjob.io/pool: gpu); copied into each SimJob's grant at admission.",
+        json_schema_extra={"x-kubernetes-map-type": "atomic"},
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Taints the pods of this tier tolerate (so they may land on a "
+        "tainted pool); copied into each SimJob's grant at admission.",
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )
+
+
+class SimTierStatus(ApiModel):
+    """Observed state of a SimTier (reserved; the operator may fill it)."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The generation last seen by the operator."
+    )
+
+
+class SimTier(ApiModel):
+    """A resource tier (cluster-scoped) that SimJobs name in spec.tier."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"self.metadata.name.size() <= {SIMTIER_NAME_MAX_LENGTH}",
+                    f"metadata.name must be at most {SIMTIER_NAME_MAX_LENGTH} characters "
+                    "(it is used as the label value simjob.io/tier)",
+                ),
+            ],
+        },
+    )
+
+    spec: SimTierSpec = Field(description="What the tier grants.")
+    status: SimTierStatus | None = Field(default=None, description="Observed state.")

@@ -1,0 +1,63 @@
+"""The operator's timings and limits, in one typed place.
+
+``Settings`` groups what used to be scattered constants: the level-triggered loops
+(``Timings``), the work queue and API client (``Limits``) and the Slurm backend
+(``SlurmTimings``). ``DEFAULT`` is what production runs with; ``controller.runtime``
+takes a ``Settings`` (tests inject shorter ones) and hands the parts each component
+needs to it. Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Timings:
+    """The level-triggered loops (seconds)."""
+
+    resync_interval: float = 10.0  # re-observe an unfinished SimJob nothing looked at
+    resync_idle: float = 5.0  # ...but only when the SimJob has been quiet this long
+    admission_resync: float = 10.0  # admission re-evaluates while anything waits
+    stop_poll: float = 1.0  # re-check a cancel or delete until the backend object is gone
+    unknown_tier_grace: float = 5.0  # a SimJob may be applied just before its SimTier
+    # A stalled watch is re-established after this (an int: it becomes ?timeoutSeconds=).
+    watch_server_timeout: int = 300
+    watch_client_timeout: int = 330
+    cleanup_timeout: float = 300.0  # on.delete stops waiting (GC still removes the Job)
+    # on.delete retries after an error (Slurm unreachable: its job may still run)
+    cleanup_retry: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Concurrency of the operator and its API client."""
+
+    reconcile_workers: int = 16
+    api_pool_size: int = 64  # connections (and threads) toward the API server
+    api_connect_timeout: float = 5.0
+    api_read_timeout: float = 30.0
+    max_conflicts: int = 5  # 409s in a row before a reconcile is retried later
+
+
+@dataclasses.dataclass(frozen=True)
+class SlurmTimings:
+    """The Slurm backend (seconds)."""
+
+    early_poll_delay: float = 0.3  # new job ids are polled after this (batched)
+    cluster_resync: float = 15.0  # SlurmClusters are re-listed this often
+    credentials_ttl: float = 60.0  # Secrets are re-read after this
+    cancel_confirm: float = 5.0  # one cancel attempt waits this long for Slurm
+    cancel_poll_interval: float = 0.25
+    command_timeout: float = 30.0
+    unwanted_cancel_attempts: int = 4  # scancel of a job whose SimJob went away
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    timings: Timings = dataclasses.field(default_factory=Timings)
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    slurm: SlurmTimings = dataclasses.field(default_factory=SlurmTimings)
+
+
+DEFAULT = Settings()

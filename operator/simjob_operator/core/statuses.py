@@ -1,0 +1,146 @@
+"""The status a verdict produces: conditions, timestamps, usage, and the patch.
+
+``phases.next_phase`` decides *what* happens; ``build_status`` writes it down as
+a ``models.SimJobStatus`` (standard conditions whose lastTransitionTime only
+moves when their status changes, queuedTime/startTime/completionTime, exit code,
+usage = wall time x tier CPUs), and ``status_patch`` reduces old -> new to a JSON
+merge patch (``None`` deletes a key). Pure; used by ``reconciling`` and
+``admitting``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from simjob_operator.api import names as c
+from simjob_operator.api.simjob import BackendRef, Condition, Resources, SimJobStatus, Usage
+from simjob_operator.core.phases import (
+    TERMINAL_PHASES,
+    ConditionChange,
+    Observation,
+    Phase,
+    Verdict,
+)
+from simjob_operator.core.quantities import QuantityError, cpu_cores
+from simjob_operator.core.records import format_time, parse_time
+from simjob_operator.core.validation import Effective
+
+_CONDITION_ORDER = (c.COND_ADMITTED, c.COND_RUNNING, c.COND_FINISHED)
+
+
+def get_condition(conditions: Iterable[Condition], type_: str) -> Condition | None:
+    return next((cond for cond in conditions if cond.type == type_), None)
+
+
+def set_conditions(
+    existing: list[Condition],
+    changes: Iterable[ConditionChange],
+    *,
+    now: datetime,
+    generation: int,
+) -> list[Condition]:
+    """Apply changes; lastTransitionTime moves only when a condition's status does."""
+    by_type = {cond.type: cond.model_copy() for cond in existing}
+    for change in changes:
+        old = by_type.get(change.type)
+        if old is not None and old.status == change.status:
+            transition = old.last_transition_time
+        else:
+            transition = format_time(now)
+        by_type[change.type] = Condition(
+            type=change.type,
+            status=change.status,  # validated by pydantic (a Literal)
+            reason=change.reason,
+            message=change.message,
+            last_transition_time=transition,
+            observed_generation=generation,
+        )
+    known = [by_type.pop(name) for name in _CONDITION_ORDER if name in by_type]
+    return known + [by_type[name] for name in sorted(by_type)]
+
+
+def backend_ref_for(effective: Effective, job_name: str) -> BackendRef:
+    if effective.backend == c.BACKEND_KUBERNETES:
+        return BackendRef(kind=c.JOB_KIND, name=job_name)
+    return BackendRef(kind="SlurmJob")
+
+
+def _usage(status: SimJobStatus, end: datetime) -> Usage:
+    start = parse_time(status.start_time)
+    wall = max(0.0, (end - start).total_seconds()) if start is not None else 0.0
+    cores = 0.0
+    if status.resources is not None:
+        try:
+            cores = cpu_cores(status.resources.cpu)
+        except QuantityError:
+            cores = 0.0
+    return Usage(wall_seconds=round(wall, 3), cpu_seconds=round(wall * cores, 3))
+
+
+def build_status(
+    status: SimJobStatus,
+    verdict: Verdict,
+    *,
+    now: datetime,
+    generation: int,
+    owner: str | None = None,
+    observation: Observation | None = None,
+    effective: Effective | None = None,
+    backend_ref: BackendRef | None = None,
+) -> SimJobStatus:
+    """The status after ``verdict``. Pure; ``status`` is not modified."""
+    new = status.model_copy(deep=True)
+    old_phase = Phase(status.phase) if status.phase else None
+    phase = verdict.phase
+    if old_phase in TERMINAL_PHASES:
+        return new  # terminal is forever (next_phase guarantees it; be defensive)
+    if not verdict.conditions and phase == (old_phase or Phase.PENDING):
+        return new  # nothing decided (e.g. waiting for admission or an observation)
+
+    new.phase = phase.value
+    if verdict.reason is not None:
+        new.reason = verdict.reason
+    if verdict.message is not None:
+        new.message = verdict.message
+    if verdict.conditions:
+        new.conditions = set_conditions(
+            status.conditions, verdict.conditions, now=now, generation=generation
+        )
+    new.observed_generation = generation
+    new.queue_position = verdict.queue_position
+    if owner is not None:
+        new.owner = owner  # the effective owner, shown in the OWNER column
+
+    if phase == Phase.QUEUED and new.queued_time is None:
+        new.queued_time = format_time(now)
+    if verdict.admitted_now and effective is not None:
+        new.resources = Resources(cpu=effective.cpu, memory=effective.memory, gpu=effective.gpu)
+        new.effective_max_runtime_seconds = effective.max_runtime_seconds
+        if backend_ref is not None:
+            new.backend_ref = backend_ref
+
+    started = observation.start_time if observation is not None else None
+    if phase == Phase.RUNNING and new.start_time is None:
+        new.start_time = format_time(started or now)
+        new.usage = Usage()
+    if phase in TERMINAL_PHASES:
+        if new.start_time is None and started is not None:
+            new.start_time = format_time(started)
+        finished = observation.finish_time if observation is not None else None
+        end = finished or now
+        new.completion_time = format_time(end)
+        if verdict.exit_code is not None:
+            new.exit_code = verdict.exit_code
+        new.usage = _usage(new, end)
+    return new
+
+
+def status_patch(old: SimJobStatus, new: SimJobStatus) -> dict[str, Any]:
+    """A JSON merge patch turning ``old`` into ``new`` (empty when equal)."""
+    before = old.to_api()
+    after = new.to_api()
+    patch: dict[str, Any] = {key: value for key, value in after.items() if before.get(key) != value}
+    patch.update({key: None for key in before if key not in after})
+    return patch

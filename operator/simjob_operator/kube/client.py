@@ -1,0 +1,411 @@
+"""``KubeApi`` over the synchronous ``kubernetes`` client, one thread per call.
+
+Every call runs in a worker thread (``asyncio.to_thread``) and speaks plain dicts:
+the custom-objects API serves SimJobs, SimTiers, SlurmClusters, batch/v1 Jobs and
+events.k8s.io Events (no generated model classes are built); the core/v1 pod and
+Secret calls go through the ApiClient directly, so the huge CoreV1Api module is
+never imported (the package is heavy: import only what is used). Every failure
+becomes one of ``kube.seam``'s errors in ``_translate``, the one place where HTTP
+statuses are judged. The implementation of ``kube.seam.KubeApi``; built by
+``controller.runtime``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import os
+import secrets
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from kubernetes.client.api.custom_objects_api import CustomObjectsApi
+from kubernetes.client.api_client import ApiClient
+from kubernetes.client.configuration import Configuration
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config import incluster_config, kube_config
+from kubernetes.config.config_exception import ConfigException
+from urllib3.exceptions import HTTPError
+
+from simjob_operator.api import names as c
+from simjob_operator.core.settings import DEFAULT as SETTINGS
+from simjob_operator.core.settings import Limits
+from simjob_operator.kube.seam import (
+    AlreadyExists,
+    Body,
+    Conflict,
+    Gone,
+    KubeError,
+    Refused,
+    Unavailable,
+)
+
+MESSAGE_LIMIT = 512
+
+
+def _server_message(exc: ApiException) -> str:
+    """The API server's own message (the Status object's ``message``), else the reason."""
+    try:
+        status = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        status = {}
+    message = status.get("message") if isinstance(status, dict) else None
+    return str(message or exc.reason or f"HTTP {exc.status}")[:MESSAGE_LIMIT]
+
+
+def _translate(exc: BaseException, what: str) -> KubeError:
+    """One judgement of every failure: what a caller can do about it."""
+    if isinstance(exc, ApiException):
+        status = int(exc.status or 0)
+        message = f"{what}: {_server_message(exc)}"
+        if status == 409:
+            if "AlreadyExists" in (exc.body or "") or "already exists" in message:
+                return AlreadyExists(message, status=status)
+            return Conflict(message, status=status)
+        if status == 404:
+            return Gone(message, status=status)
+        if status == 429 or status >= 500 or status == 0:
+            return Unavailable(message, status=status)
+        return Refused(message, status=status)
+    return Unavailable(f"{what}: {type(exc).__name__}: {exc}"[:MESSAGE_LIMIT])
+
+
+@contextmanager
+def _judged(what: str) -> Iterator[None]:
+    try:
+        yield
+    except KubeError:
+        raise
+    except (ApiException, HTTPError, OSError, TimeoutError) as exc:
+        raise _translate(exc, what) from exc
+
+
+def load_configuration(limits: Limits = SETTINGS.limits) -> Configuration:
+    """In-cluster service account first, then $KUBECONFIG / ~/.kube/config (as kopf)."""
+    configuration = Configuration()
+    try:
+        incluster_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
+    except ConfigException:
+        kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
+    configuration.connection_pool_maxsize = limits.api_pool_size
+    return configuration
+
+
+def _micro_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Kube:
+    """The API calls the operator makes (``kube.seam.KubeApi``); each one a coroutine."""
+
+    def __init__(
+        self,
+        api_client: ApiClient,
+        namespaces: Sequence[str] = (),
+        *,
+        limits: Limits = SETTINGS.limits,
+    ) -> None:
+        self.api_client = api_client
+        self.custom = CustomObjectsApi(api_client)
+        self.instance = os.environ.get("POD_NAME") or socket.gethostname()
+        # The namespaces served (empty: all); list_simjobs reads only these.
+        self.namespaces = tuple(namespaces)
+        self._timeout = (limits.api_connect_timeout, limits.api_read_timeout)
+
+    @classmethod
+    def connect(cls, limits: Limits = SETTINGS.limits) -> Kube:
+        """A client from the kubeconfig, serving $SIMJOB_WATCH_NAMESPACES (or all)."""
+        watched = os.environ.get(c.ENV_WATCH_NAMESPACES, "")
+        namespaces = [name.strip() for name in watched.split(",") if name.strip()]
+        configuration = load_configuration(limits)
+        return cls(ApiClient(configuration=configuration), namespaces, limits=limits)
+
+    async def call(self, what: str, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """One blocking client call in a worker thread; failures as ``kube.seam`` errors."""
+        with _judged(what):
+            return await asyncio.to_thread(func, *args, _request_timeout=self._timeout, **kwargs)
+
+    async def get_or_none(self, what: str, func: Callable[..., Any], /, *args: Any) -> Body | None:
+        """A GET through ``call``; None for 404."""
+        try:
+            result: Body = await self.call(what, func, *args)
+        except Gone:
+            return None
+        return result
+
+    # ------------------------------------------------------------------ SimJobs
+
+    async def get_simjob(self, namespace: str, name: str) -> Body | None:
+        return await self.get_or_none(
+            f"GET SimJob {namespace}/{name}",
+            self.custom.get_namespaced_custom_object,
+            c.GROUP,
+            c.VERSION,
+            namespace,
+            c.SIMJOB_PLURAL,
+            name,
+        )
+
+    async def list_simjobs(self) -> list[Body]:
+        """Every SimJob served, read from the API server: one consistent LIST of the
+        cluster, or one LIST per namespace in ``namespaces``."""
+        if self.namespaces:
+            results: list[Body] = [
+                await self.call(
+                    f"LIST SimJobs in {namespace}",
+                    self.custom.list_namespaced_custom_object,
+                    c.GROUP,
+                    c.VERSION,
+                    namespace,
+                    c.SIMJOB_PLURAL,
+                )
+                for namespace in self.namespaces
+            ]
+        else:
+            results = [
+                await self.call(
+                    "LIST SimJobs",
+                    self.custom.list_cluster_custom_object,
+                    c.GROUP,
+                    c.VERSION,
+                    c.SIMJOB_PLURAL,
+                )
+            ]
+        items: list[Body] = [item for result in results for item in result.get("items") or []]
+        for item in items:  # LIST items carry no apiVersion/kind
+            item.setdefault("apiVersion", c.API_VERSION)
+            item.setdefault("kind", c.SIMJOB_KIND)
+        return items
+
+    async def patch_simjob_status(
+        self, namespace: str, name: str, status: Body, *, resource_version: str
+    ) -> Body:
+        """JSON merge patch of status, refused (``Conflict``) if the object changed,
+        ``Gone`` if it was deleted."""
+        body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        result: Body = await self.call(
+            f"PATCH SimJob {namespace}/{name} status",
+            self.custom.patch_namespaced_custom_object_status,
+            c.GROUP,
+            c.VERSION,
+            namespace,
+            c.SIMJOB_PLURAL,
+            name,
+            body,
+            field_manager=c.FIELD_MANAGER,
+        )
+        return result
+
+    async def delete_simjob(self, namespace: str, name: str, *, uid: str) -> None:
+        """Delete one SimJob, only if it still is the object with ``uid``."""
+        try:
+            await self.call(
+                f"DELETE SimJob {namespace}/{name}",
+                self.custom.delete_namespaced_custom_object,
+                c.GROUP,
+                c.VERSION,
+                namespace,
+                c.SIMJOB_PLURAL,
+                name,
+                body={"preconditions": {"uid": uid}},
+            )
+        except (Gone, Conflict):
+            return
+
+    # ------------------------------------------------------------------ SimTiers
+
+    async def get_simtier(self, name: str) -> Body | None:
+        return await self.get_or_none(
+            f"GET SimTier {name}",
+            self.custom.get_cluster_custom_object,
+            c.GROUP,
+            c.VERSION,
+            c.SIMTIER_PLURAL,
+            name,
+        )
+
+    # ------------------------------------------------------------------ Jobs and pods
+
+    async def get_job(self, namespace: str, name: str) -> Body | None:
+        return await self.get_or_none(
+            f"GET Job {namespace}/{name}",
+            self.custom.get_namespaced_custom_object,
+            "batch",
+            "v1",
+            namespace,
+            "jobs",
+            name,
+        )
+
+    async def create_job(self, namespace: str, body: Body) -> Body:
+        result: Body = await self.call(
+            f"CREATE Job {namespace}/{body['metadata']['name']}",
+            self.custom.create_namespaced_custom_object,
+            "batch",
+            "v1",
+            namespace,
+            "jobs",
+            body,
+            field_manager=c.FIELD_MANAGER,
+        )
+        return result
+
+    async def delete_job(self, namespace: str, name: str, *, uid: str | None = None) -> bool:
+        """Delete a Job (its pods are deleted in the background); False if absent."""
+        options: Body = {"propagationPolicy": "Background"}
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
+        try:
+            await self.call(
+                f"DELETE Job {namespace}/{name}",
+                self.custom.delete_namespaced_custom_object,
+                "batch",
+                "v1",
+                namespace,
+                "jobs",
+                name,
+                body=options,
+            )
+        except Gone:
+            return False
+        return True
+
+    def _core_request(self, method: str, path: str, query: list[tuple[str, str]]) -> Body:
+        """A core/v1 request without importing CoreV1Api (30k lines, ~20 MiB)."""
+        request = self.api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self.api_client.call_api(*request, _request_timeout=self._timeout)
+        data = response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status <= 299:
+            raise ApiException(status=response.status, reason=response.reason, data=data)
+        result: Body = json.loads(data)
+        return result
+
+    async def _core(self, what: str, method: str, path: str, query: list[tuple[str, str]]) -> Body:
+        with _judged(what):
+            return await asyncio.to_thread(self._core_request, method, path, query)
+
+    async def list_pods(self, namespace: str, label_selector: str) -> list[Body]:
+        path = f"/api/v1/namespaces/{quote(namespace)}/pods"
+        result = await self._core(
+            f"LIST pods in {namespace}", "GET", path, [("labelSelector", label_selector)]
+        )
+        items: list[Body] = result.get("items") or []
+        return items
+
+    async def delete_pods(self, namespace: str, label_selector: str) -> None:
+        path = f"/api/v1/namespaces/{quote(namespace)}/pods"
+        await self._core(
+            f"DELETE pods in {namespace}", "DELETE", path, [("labelSelector", label_selector)]
+        )
+
+    # ------------------------------------------------------------------ SlurmClusters, Secrets
+
+    async def get_slurmcluster(self, name: str) -> Body | None:
+        return await self.get_or_none(
+            f"GET SlurmCluster {name}",
+            self.custom.get_cluster_custom_object,
+            c.GROUP,
+            c.VERSION,
+            c.SLURMCLUSTER_PLURAL,
+            name,
+        )
+
+    async def list_slurmclusters(self) -> list[Body]:
+        result: Body = await self.call(
+            "LIST SlurmClusters",
+            self.custom.list_cluster_custom_object,
+            c.GROUP,
+            c.VERSION,
+            c.SLURMCLUSTER_PLURAL,
+        )
+        items: list[Body] = result.get("items") or []
+        return items
+
+    async def patch_slurmcluster_status(self, name: str, status: Body) -> Body | None:
+        """Merge-patch a SlurmCluster's status; None when the SlurmCluster is gone."""
+        try:
+            result: Body = await self.call(
+                f"PATCH SlurmCluster {name} status",
+                self.custom.patch_cluster_custom_object_status,
+                c.GROUP,
+                c.VERSION,
+                c.SLURMCLUSTER_PLURAL,
+                name,
+                {"status": status},
+                field_manager=c.FIELD_MANAGER,
+            )
+        except Gone:
+            return None
+        return result
+
+    async def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """A Secret's data, decoded; None when there is no such Secret. Only the named
+        Secret is read (RBAC ``get``; never ``list`` or ``watch``)."""
+        path = f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}"
+        try:
+            secret = await self._core(f"GET Secret {namespace}/{name}", "GET", path, [])
+        except Gone:
+            return None
+        decoded: dict[str, bytes] = {}
+        for key, value in (secret.get("data") or {}).items():
+            try:
+                decoded[key] = base64.b64decode(str(value), validate=True)
+            except (binascii.Error, ValueError):
+                continue  # the API server only stores valid base64; be defensive
+        return decoded
+
+    # ------------------------------------------------------------------ Events
+
+    async def post_event(
+        self, regarding: Body, *, type_: str, reason: str, message: str, action: str
+    ) -> None:
+        """An events.k8s.io/v1 Event about ``regarding`` (shown by kubectl describe)."""
+        meta = regarding.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        event = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{str(meta.get('name', 'simjob'))[:200]}.{secrets.token_hex(8)}",
+                "namespace": namespace,
+            },
+            "eventTime": _micro_time(datetime.now(UTC)),
+            "reportingController": c.EVENT_REPORTING_CONTROLLER,
+            "reportingInstance": self.instance[:128],
+            "action": action,
+            "reason": reason,
+            "note": message[:1024],
+            "type": type_,
+            "regarding": {
+                "apiVersion": regarding.get("apiVersion", c.API_VERSION),
+                "kind": regarding.get("kind", c.SIMJOB_KIND),
+                "name": meta.get("name"),
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+            },
+        }
+        await self.call(
+            f"CREATE Event in {namespace}",
+            self.custom.create_namespaced_custom_object,
+            "events.k8s.io",
+            "v1",
+            namespace,
+            "events",
+            event,
+        )

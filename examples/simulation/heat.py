@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         np.save(out / "field.npy", u)
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("heat: done " + json.dumps(summary), flush=True)
-    return args.exit_code
+    return int(args.exit_code)
 
 
 if __name__ == "__main__":

@@ -136,7 +136,9 @@ if [ -d /var/log/containers ] && [ -d "$node" ]; then
   find /var/log/containers -maxdepth 1 -type l -lname "$(realpath "$node")/*" -delete 2>/dev/null || true
   rmdir /var/log/containers 2>/dev/null || true
 fi
-rmdir /run/containerd/s /run/containerd 2>/dev/null || true
+# Shim sockets (/run/containerd/s), runc state (/run/containerd/runc/NS), ctr fifos: empty
+# once every container is gone.
+[ -d /run/containerd ] && find /run/containerd -depth -type d -empty -delete 2>/dev/null || true
 
 # --- sysctls --------------------------------------------------------------------------------------
 if [ -s "$node/sysctl.saved" ]; then

@@ -8,7 +8,7 @@
 #   make slurm / slurm-down         the local Slurm (hack/slurm/)
 #   make crds                       regenerate crds/ and the chart's crds/ from the models
 #   make helm-build / chart-lint / chart-test   helm from Go modules (hack/helm/); the chart
-#   make image / dist               the operator image (needs a Docker engine); wheel + sdist
+#   make images / image / dist      OCI images for the real node (hack/images/); the operator's; wheel + sdist
 #   make bench                      benchmarks (bench/), figures with a baseline
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -26,7 +26,7 @@ export PATH := $(CLUSTER)/bin:$(VENV)/bin:$(PATH)
 
 .PHONY: help run test deps venv lint typecheck crds crds-check unit integration slurm-tests \
         cluster cluster-build cluster-down slurm slurm-down bench clean \
-        helm-build chart-lint chart-test image dist
+        helm-build chart-lint chart-test image images node-build dist
 
 help:
 	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
@@ -46,6 +46,16 @@ venv: $(STAMP)
 
 cluster-build: deps
 	@hack/cluster/build.sh >/dev/null
+	@if [ "$${SIMJOB_REAL_NODE:-1}" != 0 ]; then hack/node/build.sh >/dev/null; fi
+
+# containerd, ctr, the runc shim and the CNI plugins of the real node (hack/node/go.mod), cached.
+node-build: deps
+	@hack/node/build.sh >/dev/null
+
+# pause, busybox, simulation and operator images (OCI, no registry), cached by content and
+# imported into the real node's containerd when it runs (hack/node/up.sh imports them too).
+images: deps venv
+	@hack/images/build.sh --import
 
 cluster: deps
 	@hack/cluster/up.sh
@@ -83,12 +93,11 @@ chart-test: venv helm-build cluster-build
 	@$(PY) -m pytest tests/unit/test_chart_files.py tests/unit/test_crd_generation.py \
 	  tests/integration/test_chart.py tests/integration/test_packaging.py
 
-# The operator image. This machine may have only a Docker client: say so, build nothing.
-image:
-	@command -v docker >/dev/null || { echo "[image] no docker command: install Docker to build $(IMAGE)" >&2; exit 1; }
-	@docker info >/dev/null 2>&1 || { echo "[image] no Docker engine reachable (docker info failed): $(IMAGE) NOT built; run make image where a Docker daemon runs" >&2; exit 1; }
-	docker build -t $(IMAGE) .
-	@echo "[image] built $(IMAGE); with a registry: docker tag $(IMAGE) REGISTRY/$(IMAGE) && docker push REGISTRY/$(IMAGE)"
+# The operator image docker.io/library/$(IMAGE) without Docker (hack/images/build.sh: a Debian
+# rootfs with python3 + our wheel, OCI archive), imported into the real node when it runs.
+# ./Dockerfile builds the same image where a Docker engine is available.
+image: deps venv
+	@hack/images/build.sh --import operator
 
 dist: venv
 	@$(PY) -m build --outdir dist .

@@ -3,7 +3,8 @@
 #
 # Builds, from the versions pinned in hack/cluster/go.mod + go.sum:
 #   simkube  multi-call: etcd (embedded), kube-apiserver, kube-controller-manager,
-#            kube-scheduler, kubectl — all from one k8s.io/kubernetes release
+#            kube-scheduler, kubectl, and the real node's kubelet and kube-proxy
+#            (hack/node/up.sh) — all from one k8s.io/kubernetes release
 #   kwok     sigs.k8s.io/kwok/cmd/kwok, the node/pod simulator
 #   stages.yaml  KWOK Stages read from the pinned kwok module (see kwok-stages.sh)
 # into a cache folder keyed by those versions and a hash of the sources, so a
@@ -57,7 +58,7 @@ if ! go mod download -x >"$out/build-download.log" 2>&1; then
   grep -E "go: |reading|404|410|not found" "$out/build-download.log" | tail -n 20 >&2
   die "go mod download failed (a module/version the proxy does not serve, or a toolchain mismatch). Command: (cd $here && go mod download). Log: $out/build-download.log"
 fi
-log "building kube-apiserver, controller-manager, scheduler, kubectl and etcd into one binary (first time ~6 min on 2 cores; ~1 min with a warm Go cache)…"
+log "building kube-apiserver, controller-manager, scheduler, kubectl, kubelet, kube-proxy and etcd into one binary (first time ~7 min on 2 cores; ~1 min with a warm Go cache)…"
 minor="${k8s_version#v1.}"; minor="${minor%%.*}"
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do

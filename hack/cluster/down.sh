@@ -4,7 +4,8 @@
 # Stops exactly the processes named by the PID files under .cluster/run/ (each
 # checked to still be that component, so a reused PID is never signalled):
 # SIGTERM, then SIGKILL after a grace period; never kills by name. Then removes
-# the cluster state (etcd data, certificates, logs). Safe with nothing running,
+# the cluster state (etcd data, certificates, logs); hack/node/down.sh stops the real
+# node and undoes its changes to the host first. Safe with nothing running,
 # stale PID files or a half-started cluster. The build cache is kept.
 set -euo pipefail
 
@@ -13,6 +14,9 @@ repo="$(cd "$here/../.." && pwd)"
 state="${SIMJOB_CLUSTER_DIR:-$repo/.cluster}"
 run="$state/run"
 log() { printf '[cluster] %s\n' "$*" >&2; }
+
+# The real node first (its containers, mounts, interface, cgroups, iptables chains, sysctls).
+"$repo/hack/node/down.sh" || log "hack/node/down.sh failed: see above (run it again, then check with hack/node/check-clean.sh)"
 
 # Reverse start order: KWOK and controllers before the API server, etcd last.
 for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
@@ -32,6 +36,10 @@ for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
   fi
   rm -f "$f"
 done
+if [ -d "$state" ] && awk -v p="$(realpath "$state")" 'index($2, p) == 1 {f=1} END {exit !f}' /proc/self/mounts; then
+  log "ERROR: something is still mounted under $state, so it is kept (never rm -rf through a mount); run hack/node/down.sh again"
+  exit 1
+fi
 if [ -d "$state" ]; then
   rm -rf "$state"
   log "removed $state"

@@ -8,7 +8,8 @@
 # A stale state (PID files whose processes are gone) is reported and cleared; a
 # half-running one or a port taken by another program stops with a message that
 # says what to do (`make cluster-down` recovers from all of them). Its twin is
-# down.sh; nodes.yaml lists the KWOK nodes.
+# down.sh; nodes.yaml lists the KWOK nodes. At the end it starts the real kubelet node
+# (hack/node/up.sh: containerd, kubelet, kube-proxy) unless SIMJOB_REAL_NODE=0.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +24,11 @@ KCM_PORT="${SIMJOB_KCM_PORT:-10357}"
 SCHED_PORT="${SIMJOB_SCHEDULER_PORT:-10359}"
 KWOK_PORT="${SIMJOB_KWOK_PORT:-10347}"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+REAL_NODE="${SIMJOB_REAL_NODE:-1}"   # 0: KWOK nodes only (machines that cannot run containers)
+# The API server listens on all addresses so that pods on the real node reach it through
+# the `kubernetes` Service (kube-proxy DNATs 10.96.0.1:443 to the advertised address, which
+# cannot be loopback); clients still use https://127.0.0.1:$API_PORT.
+HOST_IP="${SIMJOB_HOST_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | sed -nE 's/.* src ([0-9.]+).*/\1/p' | head -n1)}"
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -66,6 +72,7 @@ done
 if [ "${#alive[@]}" -eq "${#COMPONENTS[@]}" ]; then
   if "$bin/kubectl" --kubeconfig "$state/kubeconfig" get --raw /readyz >/dev/null 2>&1; then
     log "already running (API server https://127.0.0.1:$API_PORT); kubeconfig: $state/kubeconfig"
+    if [ "$REAL_NODE" != 0 ]; then "$repo/hack/node/up.sh"; fi
     exit 0
   fi
   die "all components run but /readyz fails; see $logs/ — recover with: make cluster-down && make cluster"
@@ -111,13 +118,16 @@ if [ ! -s "$pki/admin.crt" ]; then
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
     -out "$pki/ca.crt" 2>/dev/null
   leaf apiserver "/CN=kube-apiserver" \
-    "IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "IP:127.0.0.1,IP:10.96.0.1${HOST_IP:+,IP:$HOST_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   leaf admin "/O=system:masters/CN=simjob-admin"
   leaf controller-manager "/CN=system:kube-controller-manager"
   leaf scheduler "/CN=system:kube-scheduler"
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 fi
+# The API server's client certificate towards the kubelet (logs, exec, port-forward).
+[ -s "$pki/apiserver-kubelet-client.crt" ] \
+  || leaf apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
 
 kubeconfig() {  # kubeconfig USER FILE
   local b64="base64 -w0"
@@ -152,15 +162,23 @@ SIMKUBE_ETCD_UNSAFE_NO_FSYNC=1 start etcd "$bin/simkube" etcd --data-dir "$state
   --listen-client-url "http://127.0.0.1:$ETCD_PORT" --listen-peer-url "http://127.0.0.1:$ETCD_PEER_PORT"
 wait_for "etcd health" 30 etcd curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
+if [ "$REAL_NODE" != 0 ] && [ -n "$HOST_IP" ]; then
+  apiserver_address_flags=(--bind-address=0.0.0.0 --advertise-address="$HOST_IP")
+else  # no real node (or no non-loopback address): loopback only, no kubernetes endpoints
+  apiserver_address_flags=(--bind-address=127.0.0.1 --advertise-address=127.0.0.1
+                           --endpoint-reconciler-type=none)
+fi
 log "starting kube-apiserver on https://127.0.0.1:$API_PORT"
 start kube-apiserver "$bin/simkube" kube-apiserver \
   --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+  "${apiserver_address_flags[@]}" --secure-port="$API_PORT" \
+  --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
+  --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
   --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
   --client-ca-file="$pki/ca.crt" \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
   --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-  --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none \
+  --service-cluster-ip-range=10.96.0.0/16 \
   --authorization-mode=Node,RBAC --allow-privileged=true \
   --max-requests-inflight=1000 --max-mutating-requests-inflight=500 \
   --profiling=false --event-ttl=1h
@@ -200,5 +218,10 @@ kctl apply -f "$here/nodes.yaml" >/dev/null
 wait_for "KWOK nodes Ready" 60 kwok kctl wait --for=condition=Ready node -l type=kwok --timeout=2s
 wait_for "the default ServiceAccount" 60 kube-controller-manager kctl -n default get serviceaccount default
 for c in "${COMPONENTS[@]}"; do is_ours "$c" || die "$c is not running; log: $logs/$c.log"; done
-log "ready: API server https://127.0.0.1:$API_PORT, $(kctl get nodes --no-headers | wc -l) KWOK nodes"
+log "ready: API server https://127.0.0.1:$API_PORT, $(kctl get nodes -l type=kwok --no-headers | wc -l) KWOK nodes"
+if [ "$REAL_NODE" != 0 ]; then
+  "$repo/hack/node/up.sh"
+else
+  log "real node disabled (SIMJOB_REAL_NODE=0): KWOK nodes only"
+fi
 log "use: export KUBECONFIG=$state/kubeconfig PATH=$bin:\$PATH"

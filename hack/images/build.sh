@@ -21,7 +21,7 @@
 # ${SIMJOB_CACHE:-~/.cache/simjob}/images/<name>-<key>/image.tar, where the key hashes
 # this script, the package lists and the sources copied in. A second build is a cache
 # hit. The Debian root filesystems (mmdebstrap, from the machine's apt sources) are
-# cached the same way under images/rootfs-<key>/. images/latest/<name>.tar links to the
+# cached under images/rootfs-<name>-<key>/ (key: suite, packages, the mmdebstrap step). images/latest/<name>.tar links to the
 # newest build of each; hack/node/up.sh imports those when the node starts, and
 # --import imports the built ones now into the running node's containerd
 # (ctr -n k8s.io images import). Prints one line per image: NAME REFERENCE TARBALL.
@@ -72,7 +72,8 @@ run_step() {  # run_step LOG <cmd...>: stop with the exact command when it fails
 # prints its folder. Docs, man pages and locales are not unpacked.
 rootfs_debian() {
   local name="$1" pkgs="$2" key dir start
-  key="$(printf '%s\n' "$SUITE" "$pkgs" | cat - "$0" | hash_of)"
+  # Keyed by this function's own text, the suite and the packages (not the whole script).
+  key="$( { printf '%s\n' "$SUITE" "$pkgs"; declare -f rootfs_debian; } | hash_of)"
   dir="$images/rootfs-$name-$key"
   if [ -f "$dir/.complete" ]; then echo "$dir/rootfs"; return; fi
   rm -rf "$dir"; mkdir -p "$dir"
@@ -176,8 +177,17 @@ build_one() {  # build_one NAME: prints NAME REF TAR
         local base py; base="$(rootfs_debian operator "python3-minimal,python3,ca-certificates")"
         py="$repo/.venv/bin/python"
         [ -x "$py" ] || die "no $py: run make venv first (the wheel is built with it)"
-        run_step "$dir/wheel.log" "$py" -m build --wheel --outdir "$dir/dist" "$repo"
-        local site="$dir/app/usr/local/lib/python3.11/dist-packages"
+        # Built from a copy of the tracked + untracked (not ignored) sources, so nothing
+        # stale (a build/ folder, deleted modules) gets into the wheel.
+        mkdir -p "$dir/src"
+        (cd "$repo" && git ls-files -co --exclude-standard pyproject.toml README.md LICENSE* \
+           operator slurm_bridge | grep -v '/__pycache__/' | while IFS= read -r f; do
+             [ -f "$f" ] && printf '%s\0' "$f"; done | xargs -0 cp --parents -t "$dir/src")
+        run_step "$dir/wheel.log" "$py" -m build --wheel --outdir "$dir/dist" "$dir/src"
+        local pyver; pyver="$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+        [ -x "$base/usr/bin/python$pyver" ] \
+          || die "the image's Debian python is not $pyver (the venv's, which pip installs for)"
+        local site="$dir/app/usr/local/lib/python$pyver/dist-packages"
         mkdir -p "$site" "$dir/app/usr/local/bin"
         log "operator: pip install --target (from PyPI) the wheel and its dependencies…"
         run_step "$dir/pip.log" "$py" -m pip install --quiet --target "$site" \
@@ -203,7 +213,7 @@ SH
           --config.env PATH=/usr/local/bin:/usr/bin:/bin --config.env PYTHONUNBUFFERED=1 \
           --config.env PYTHONDONTWRITEBYTECODE=1 ;;
     esac
-    rm -rf "$dir/rootfs" "$dir/app"
+    rm -rf "$dir/rootfs" "$dir/app" "$dir/src"
     log "$name: built $ref in $((SECONDS - start)) s ($(du -h "$tar" | cut -f1))"
   fi
   ln -sfn "$tar" "$images/latest/$name.tar"

@@ -1,14 +1,16 @@
 // Command simkube is a multi-call binary holding the parts of a local
 // Kubernetes control plane that SimJob's tests run against: an embedded etcd,
 // kube-apiserver, kube-controller-manager, kube-scheduler and kubectl, all from
-// one pinned k8s.io/kubernetes release (see ../go.mod).
+// one pinned k8s.io/kubernetes release (see ../go.mod); plus the real node's
+// kubelet and kube-proxy from the same release (hack/node/up.sh runs them).
 //
-// Usage: simkube <etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|version> [flags]
+// Usage: simkube <etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy|version> [flags]
 // The sibling program KWOK (sigs.k8s.io/kwok/cmd/kwok) is built separately
 // from the same go.mod by hack/cluster/build.sh.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -24,7 +26,9 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 func main() {
@@ -42,7 +46,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: simkube <etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|version> [flags]")
+	fmt.Fprintln(os.Stderr, "usage: simkube <etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy|version> [flags]")
 }
 
 func run(name string, args []string) int {
@@ -56,6 +60,10 @@ func run(name string, args []string) int {
 		command = controllermanager.NewControllerManagerCommand()
 	case "kube-scheduler":
 		command = scheduler.NewSchedulerCommand()
+	case "kubelet":
+		command = kubelet.NewKubeletCommand(context.Background())
+	case "kube-proxy":
+		command = proxy.NewProxyCommand()
 	case "kubectl":
 		command = kubectlcmd.NewDefaultKubectlCommand()
 		if err := cli.RunNoErrOutput(command); err != nil {

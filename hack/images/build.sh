@@ -102,6 +102,14 @@ rootfs_busybox() {
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$dir/etc/group"
 }
 
+# add_user BASE_ROOTFS LAYER_DIR: /etc/passwd and /etc/group with user simjob 65532:65532
+# (the kubelet passes only the image's uid; containerd takes the gid from /etc/passwd).
+add_user() {
+  mkdir -p "$2/etc"
+  { cat "$1/etc/passwd"; echo 'simjob:x:65532:65532::/nonexistent:/usr/sbin/nologin'; } >"$2/etc/passwd"
+  { cat "$1/etc/group"; echo 'simjob:x:65532:'; } >"$2/etc/group"
+}
+
 # pack NAME REF OUT_TAR LAYER_DIR... -- UMOCI_CONFIG_ARGS...: an OCI archive from layers.
 pack() {
   local name="$1" ref="$2" tar="$3"; shift 3
@@ -168,6 +176,7 @@ build_one() {  # build_one NAME: prints NAME REF TAR
         cp "$repo"/examples/simulation/*.py "$dir/app/opt/simulation/"
         chmod 0755 "$dir/app/opt/simulation/heat.py"
         chown 65532:65532 "$dir/app/work"
+        add_user "$base" "$dir/app"
         pack "$name" "$ref" "$tar" "$base" "$dir/app" -- \
           --config.entrypoint python3 --config.entrypoint /opt/simulation/heat.py \
           --config.user 65532:65532 --config.workingdir /work \
@@ -202,11 +211,7 @@ from simjob_operator.main import cli
 sys.exit(cli())
 SH
         chmod 0755 "$dir/app/usr/local/bin/simjob-operator"
-        mkdir -p "$dir/app/etc"
-        cat "$base/etc/passwd" >"$dir/app/etc/passwd"
-        echo 'simjob:x:65532:65532::/nonexistent:/usr/sbin/nologin' >>"$dir/app/etc/passwd"
-        cat "$base/etc/group" >"$dir/app/etc/group"
-        echo 'simjob:x:65532:' >>"$dir/app/etc/group"
+        add_user "$base" "$dir/app"
         pack "$name" "$ref" "$tar" "$base" "$dir/app" -- \
           --config.entrypoint simjob-operator --config.cmd --liveness=http://0.0.0.0:8080/healthz \
           --config.user 65532:65532 --config.exposedports 8080/tcp \

@@ -105,6 +105,7 @@ dist: venv
 lint: venv
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check .
+	@cd $(REPO) && PYTHONPATH=$(REPO)/operator:$(REPO) $(VENV)/bin/lint-imports --no-cache
 
 typecheck: venv
 	@$(PY) -m mypy

@@ -3,7 +3,7 @@
 ``kubeconfig`` runs hack/cluster/up.sh (idempotent: a running cluster is reused)
 and returns the admin kubeconfig; if this session started the cluster, it stops
 it at the end (hack/cluster/down.sh, by PID files). ``slurm_env`` does the same
-for hack/slurm/up.sh via tests/slurm_env.py. Set SIMJOB_KEEP_CLUSTER=1 to leave
+for hack/slurm/up.sh via tests/support/slurm_env.py. Set SIMJOB_KEEP_CLUSTER=1 to leave
 what a session started running for the next one.
 """
 
@@ -79,3 +79,17 @@ def _slurm_running() -> bool:
 def kubectl_path() -> Path:
     """kubectl built from the same Kubernetes release as the API server."""
     return CLUSTER_DIR / "bin" / "kubectl"
+
+
+def _stray_outputs() -> set[Path]:
+    return set(REPO.glob("slurm-*.out"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_written_into_the_repository() -> Iterator[None]:
+    """No test may leave files in the work tree (e.g. a Slurm job whose output went to
+    the current directory): the session fails at its end if one appeared."""
+    before = _stray_outputs()
+    yield
+    new = sorted(str(path.relative_to(REPO)) for path in _stray_outputs() - before)
+    assert not new, f"tests wrote into the repository: {new}"

@@ -241,6 +241,7 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.log_path = log_dir / "operator-0.log"
+        self.extra_modules: list[str] = []  # more kopf modules, e.g. tests.support.crash_hooks
 
     def start(self) -> None:
         assert self.proc is None or self.proc.poll() is not None
@@ -259,6 +260,7 @@ class OperatorProcess:
                     "run",
                     "-m",
                     "simjob_operator.main",
+                    *(arg for module in self.extra_modules for arg in ("-m", module)),
                     "-A",
                     "--standalone",
                 ],

@@ -318,3 +318,55 @@ def test_ttl_deletes_finished_simjobs(kube: Kube, namespace: str) -> None:
         timeout=60,
         what="the Job to be garbage-collected",
     )
+
+
+def test_the_tier_priority_class_reaches_the_pod_through_the_grant(
+    kube: Kube, namespace: str
+) -> None:
+    """docs/operator.md promises the tier's priorityClassName on the pod: it is copied into
+    status.grant at admission and the Job is built from the grant, never from the tier."""
+    priority_class = f"sim-high-{namespace}"[:63]
+    tier = f"it-prio-{namespace}"[:63]
+    kube.apply(
+        {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": priority_class},
+            "value": 1000,
+            "description": "SimJob test: a premium tier's pods",
+        },
+        {
+            "apiVersion": "simjob.io/v1alpha1",
+            "kind": "SimTier",
+            "metadata": {"name": tier},
+            "spec": {
+                "cpu": "250m",
+                "memory": "128Mi",
+                "maxRuntimeSeconds": 600,
+                "maxConcurrentPerOwner": 2,
+                "priorityClassName": priority_class,
+            },
+        },
+    )
+    try:
+        kube.apply(simjob("prio", tier=tier, run_seconds=LONG), namespace=namespace)
+        status = kube.wait_phase(namespace, "prio", "Running")
+        assert status["grant"]["priorityClassName"] == priority_class
+        assert status["grant"]["cpu"] == "250m"
+        job = job_of(kube, namespace, "prio")
+        assert job is not None
+        assert job["spec"]["template"]["spec"]["priorityClassName"] == priority_class
+        uid = kube.simjob(namespace, "prio")["metadata"]["uid"]
+        (pod,) = pods_of(kube, namespace, uid)
+        assert pod["spec"]["priorityClassName"] == priority_class
+        assert pod["spec"]["priority"] == 1000  # resolved by the API server's admission
+        # A tier edited after admission changes nothing for the admitted SimJob.
+        kube.run(
+            "patch", "simtier", tier, "--type=merge", "-p", '{"spec":{"priorityClassName":null}}'
+        )
+        kube.patch_simjob(namespace, "prio", {"spec": {"cancel": True}})
+        status = kube.wait_phase(namespace, "prio", "Cancelled")
+        assert status["grant"]["priorityClassName"] == priority_class
+    finally:
+        kube.run("delete", "simtier", tier, "--wait=false", check=False)
+        kube.run("delete", "priorityclass", priority_class, "--wait=false", check=False)

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from simjob_operator.api import names as c
 from tests.integration.conftest import Kube, OperatorProcess, wait_for
 from tests.integration.slurm_operator_helpers import (
     apply_slurm_tiers,
@@ -35,6 +34,7 @@ from tests.integration.slurm_operator_helpers import (
     slurm_simjob,
     wait_reachable,
 )
+from tests.support.crash_hooks import ENV_CRASH_AFTER_SUBMIT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 
@@ -72,18 +72,20 @@ def test_crash_between_sbatch_and_status_write_adopts_the_job(
     slurm_env: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(c.ENV_CRASH_AFTER_SBATCH, f"{namespace}/crashy")
+    monkeypatch.setenv(ENV_CRASH_AFTER_SUBMIT, f"{namespace}/crashy")
+    operator.extra_modules = ["tests.support.crash_hooks"]
     restart_operator(operator)
     kube.apply(slurm_simjob("crashy", local_cluster, "sleep", "5"), namespace=namespace)
     wait_for(operator.exited, timeout=60, what="the operator to exit after sbatch")
-    assert f"{c.ENV_CRASH_AFTER_SBATCH}={namespace}/crashy: exiting after sbatch" in (
+    assert f"{ENV_CRASH_AFTER_SUBMIT}={namespace}/crashy: exiting after submit" in (
         operator.log_text()
     )
     marker = marker_of(kube, namespace, "crashy")
     submitted = jobs_named(slurm_env, marker)
     assert len(submitted) == 1, submitted  # sbatch ran...
     assert backend_id(kube, namespace, "crashy") is None  # ...and its id was never written
-    monkeypatch.delenv(c.ENV_CRASH_AFTER_SBATCH)
+    monkeypatch.delenv(ENV_CRASH_AFTER_SUBMIT)
+    operator.extra_modules = []
     operator.start()
     status = kube.wait_phase(namespace, "crashy", {"Succeeded", "Failed"}, timeout=FINISH_S)
     assert status["phase"] == "Succeeded", status

@@ -48,6 +48,7 @@ class FakeKube:
         self.slurmclusters: dict[str, Body] = {}
         self.secrets: dict[Key, dict[str, bytes]] = {}
         self.calls: Counter[str] = Counter()
+        self.log: list[str] = []  # "call argument" for the calls tests follow in order
         self.status_patches: list[tuple[Key, Body]] = []
         self.cluster_status_writes: list[tuple[str, Body]] = []
         self.events: list[Body] = []
@@ -88,9 +89,14 @@ class FakeKube:
     def add_simtier(self, name: str, spec: Body) -> None:
         self.simtiers[name] = {"metadata": {"name": name}, "spec": copy.deepcopy(spec)}
 
-    def add_pod(self, namespace: str, name: str, labels: dict[str, str], **status: Any) -> None:
-        meta = {"namespace": namespace, "name": name, "labels": dict(labels)}
-        self.pods[(namespace, name)] = self._stamp({"metadata": meta, "status": dict(status)})
+    def add_pod(self, namespace: str, body: Body) -> None:
+        meta = body.setdefault("metadata", {})
+        meta["namespace"] = namespace
+        meta.setdefault("name", f"pod-{len(self.pods)}")
+        self.pods[(namespace, meta["name"])] = copy.deepcopy(body)
+
+    def add_job(self, namespace: str, body: Body) -> None:
+        self.jobs[(namespace, body["metadata"]["name"])] = copy.deepcopy(body)
 
     def add_cluster(self, name: str, generation: int = 1, **spec: Any) -> None:
         spec.setdefault("workDir", "/tmp/simjob-work")
@@ -152,6 +158,7 @@ class FakeKube:
 
     async def get_job(self, namespace: str, name: str) -> Body | None:
         self._enter("get_job")
+        self.log.append(f"get {name}")
         body = self.jobs.get((namespace, name))
         return copy.deepcopy(body) if body is not None else None
 
@@ -186,6 +193,7 @@ class FakeKube:
 
     async def list_pods(self, namespace: str, label_selector: str) -> list[Body]:
         self._enter("list_pods")
+        self.log.append(f"list {label_selector}")
         return [copy.deepcopy(self.pods[key]) for key in self._selected(namespace, label_selector)]
 
     async def delete_pods(self, namespace: str, label_selector: str) -> None:

@@ -7,7 +7,8 @@ without the Job from a watch event (a fake client), plus the command line of the
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+import copy
+from typing import Any
 
 from simjob_operator.api import names as c
 from simjob_operator.api.reasons import Reason
@@ -20,9 +21,9 @@ from simjob_operator.backends.kubernetes.backend import (
 from simjob_operator.core.phases import Observation, ObservedState
 from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.sightings import Seen
-from simjob_operator.kube.client import Kube
 from simjob_operator.main import kopf_arguments
 from tests.support.bodies import simjob_body
+from tests.support.fake_kube import FakeKube
 
 
 def job(*conditions: tuple[str, str], ready: int = 0) -> dict[str, Any]:
@@ -208,25 +209,26 @@ def test_the_pods_tell_why_a_job_failed_or_a_pod_waits() -> None:
     assert needs_pods(failed_pod)
 
 
-class FakeKube:
-    """The three calls ``observe`` may make, recorded."""
-
-    def __init__(self, job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> None:
-        self.job, self.pods = job, pods
-        self.calls: list[str] = []
-
-    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        self.calls.append(f"get {name}")
-        return self.job
-
-    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        self.calls.append(f"list {selector}")
-        return self.pods
+def fake_kube(job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> FakeKube:
+    """The one fake API server, holding the SimJob's Job (if any) and pods that every
+    selector of ``observe`` finds (labelled with the Job's and the SimJob's uid)."""
+    kube = FakeKube()
+    if job is not None:
+        kube.add_job("lab", job)
+    for index, body in enumerate(pods):
+        body = copy.deepcopy(body)
+        body.setdefault("metadata", {})["name"] = f"pod-{index}"
+        body["metadata"]["labels"] = {
+            c.POD_LABEL_CONTROLLER_UID: "job-uid",
+            c.LABEL_UID: "uid-lab-sim",
+        }
+        kube.add_pod("lab", body)
+    return kube
 
 
 def observe(kube: FakeKube, seen: Seen | None, **status: Any) -> Observation:
     record = SimJobRecord.from_body(simjob_body(status=status or None))
-    backend = KubernetesBackend(cast(Kube, kube))
+    backend = KubernetesBackend(kube)
     return asyncio.run(backend.observe(record, seen))
 
 
@@ -238,43 +240,43 @@ def ours(*conditions: tuple[str, str], **status: Any) -> dict[str, Any]:
 
 
 def test_observe_takes_the_job_from_the_event() -> None:
-    kube = FakeKube(job=None, pods=[])
+    kube = fake_kube(job=None, pods=[])
     running = Seen.of("MODIFIED", ours(ready=1))
     assert observe(kube, running).state == ObservedState.RUNNING
-    assert kube.calls == []  # neither the Job nor its pods were read
+    assert kube.log == []  # neither the Job nor its pods were read
     assert observe(kube, Seen.of("MODIFIED", ours(("Complete", "")))).state == (
         ObservedState.SUCCEEDED
     )
-    assert kube.calls == []
+    assert kube.log == []
 
 
 def test_observe_reads_the_pod_of_a_failed_job() -> None:
     oom = pod("Failed", {"terminated": {"exitCode": 137, "reason": "OOMKilled"}})
-    kube = FakeKube(job=None, pods=[oom])
+    kube = fake_kube(job=None, pods=[oom])
     seen = observe(kube, Seen.of("MODIFIED", ours(("Failed", "BackoffLimitExceeded"))))
     assert (seen.state, seen.exit_code, seen.reason) == (ObservedState.FAILED, 137, "OOMKilled")
-    assert kube.calls == [f"list {c.POD_LABEL_CONTROLLER_UID}=job-uid"]
+    assert kube.log == [f"list {c.POD_LABEL_CONTROLLER_UID}=job-uid"]
 
 
 def test_observe_looks_up_a_deleted_or_foreign_job() -> None:
-    kube = FakeKube(job=None, pods=[])
+    kube = fake_kube(job=None, pods=[])
     assert observe(kube, Seen(None)).state == ObservedState.ABSENT
-    assert kube.calls == ["get sj-sim", f"list {c.LABEL_UID}=uid-lab-sim"]
+    assert kube.log == ["get sj-sim", f"list {c.LABEL_UID}=uid-lab-sim"]
     foreign = ours(ready=1)
     foreign["metadata"]["labels"][c.LABEL_UID] = "someone-else"
-    kube = FakeKube(job=ours(ready=1), pods=[])
+    kube = fake_kube(job=ours(ready=1), pods=[])
     assert observe(kube, Seen.of("MODIFIED", foreign)).state == ObservedState.RUNNING
-    assert kube.calls == ["get sj-sim"]  # the real one, then no pods needed
-    kube = FakeKube(job=ours(active=1), pods=[pod("Pending")])
+    assert kube.log == ["get sj-sim"]  # the real one, then no pods needed
+    kube = fake_kube(job=ours(active=1), pods=[pod("Pending")])
     assert observe(kube, None).state == ObservedState.PENDING
-    assert kube.calls == ["get sj-sim", f"list {c.POD_LABEL_CONTROLLER_UID}=job-uid"]
+    assert kube.log == ["get sj-sim", f"list {c.POD_LABEL_CONTROLLER_UID}=job-uid"]
 
 
 def test_observe_trusts_admission_only_for_the_simjob_it_admitted() -> None:
-    kube = FakeKube(job=ours(ready=1), pods=[])
+    kube = fake_kube(job=ours(ready=1), pods=[])
     # simjob_body's resourceVersion is "100": the version the admission wrote
     assert observe(kube, Seen.nothing_yet("100")).state == ObservedState.ABSENT
-    assert kube.calls == []
+    assert kube.log == []
     # the SimJob changed since (e.g. another reconcile created the Job): look
     assert observe(kube, Seen.nothing_yet("99")).state == ObservedState.RUNNING
-    assert kube.calls == ["get sj-sim"]
+    assert kube.log == ["get sj-sim"]

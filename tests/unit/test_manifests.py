@@ -34,7 +34,12 @@ def build(
     )
     assert isinstance(effective, Effective)
     return build_job_manifest(
-        namespace=rec.namespace, name=rec.name, uid=rec.uid, spec=rec.spec, effective=effective
+        namespace=rec.namespace,
+        name=rec.name,
+        uid=rec.uid,
+        spec=rec.spec,
+        owner=effective.owner,
+        grant=effective.grant,
     )
 
 

@@ -77,6 +77,7 @@ def test_submit_maps_the_spec_to_a_submit_description(tmp_path: Path) -> None:
         "nodes": 1,
         "ntasks": 1,
         "cpus_per_task": 2,
+        "environment": "NONE",  # sbatch's --export=NONE: none of the operator's env
         "memory_per_node": 1024,
         "time_limit": "2",
         "partitions": "short",

@@ -1,8 +1,15 @@
-"""The Slurm backend over an in-memory Slurm (tests/unit/fake_slurm.py): submit adopts
-or submits exactly once and records the job id, polling is batched (one query per
-round for 150 SimJobs), semantic errors fail the SimJob with a reason, an unreachable
-Slurm keeps the phase and marks the SlurmCluster Reachable=False, cancel is confirmed,
-and ssh credentials come from Secrets. No cluster, no Slurm.
+"""The Slurm backend over an in-memory Slurm (tests/support/fake_slurm.py) and the one
+fake API server (tests/support/fake_kube.py): submit adopts or submits exactly once and
+returns the job's reference (it never writes the SimJob), polling is batched (one query
+per round for 150 SimJobs), semantic errors are ``Rejected`` with a reason, an
+unreachable Slurm raises ``BackendUnavailable`` and marks the SlurmCluster
+Reachable=False (through the reporting client), cancel is confirmed, and ssh
+credentials come from Secrets. No cluster, no Slurm.
+
+The reconciler records what submit returns (status.backendRef), fails a ``Rejected``
+SimJob and cancels the job of a SimJob that went away during submit; these tests
+assert the backend's side of that contract (the result, and that ``cancel`` stops the
+job given the reference), the reconciler's tests the effects.
 """
 
 from __future__ import annotations
@@ -11,51 +18,38 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import asyncssh
 import pytest
-from simjob_operator.backends.slurm.api import SlurmApi
 
 from simjob_operator.api import names as c
 from simjob_operator.api.reasons import Reason
+from simjob_operator.api.simjob import BackendRef, Grant
 from simjob_operator.api.slurmcluster import SlurmClusterSpec
-from simjob_operator.backends.base import Submitted
+from simjob_operator.backends.base import BackendUnavailable, Rejected, RetryAfter, Submitted
 from simjob_operator.backends.slurm.backend import SlurmBackend
 from simjob_operator.backends.slurm.jobs import job_id_of, marker
-from simjob_operator.backends.slurm.poller import reachable_condition
+from simjob_operator.backends.slurm.reachability import ReportingClient, reachable_condition
 from simjob_operator.backends.slurm.sites import DEFAULT_LOGIN, Login, SiteError, Sites
-from simjob_operator.controller.recorder import Recorder
-from simjob_operator.controller.tiers import TierCache
-from simjob_operator.core.phases import ObservedState
-from simjob_operator.core.records import SimJobRecord, parse_time
-from simjob_operator.core.validation import Effective
-from simjob_operator.kube.client import Kube
+from simjob_operator.core.observations import ObservedState
+from simjob_operator.core.records import SimJobRecord
+from simjob_operator.core.times import parse_time
 from slurm_bridge import CliSlurmClient, JobSpec, SlurmClient, SlurmUnavailable
 from tests.support.bodies import simjob_body
-from tests.support.fake_slurm import T0, T1, FakeApi, FakeKube, FakeSlurm
+from tests.support.fake_kube import FakeKube
+from tests.support.fake_slurm import T0, T1, FakeSlurm
 
 CREATED = "2025-01-01T12:00:00Z"
-EFFECTIVE = Effective(
-    tier="small",
-    owner="lab",
-    backend="slurm",
-    cpu="1",
-    memory="256Mi",
-    gpu=0,
-    cpu_cores=1.0,
-    max_runtime_seconds=60,
-    max_concurrent_per_owner=200,
-    priority_class_name=None,
-    ttl_seconds_after_finished=None,
-)
+GRANT = Grant(cpu="1", memory="256Mi", gpu=0, max_runtime_seconds=60)
 
 
 class FakeSites(Sites):
-    """The real Sites (SlurmClusters, Secrets, errors) with FakeSlurm as every client."""
+    """The real Sites (SlurmClusters, Secrets, errors, the reporting wrapper) with
+    FakeSlurm as every client."""
 
-    def __init__(self, api: FakeApi, slurm: FakeSlurm) -> None:
-        super().__init__(cast(SlurmApi, api))
+    def __init__(self, kube: FakeKube, slurm: FakeSlurm) -> None:
+        super().__init__(kube)
         self.slurm = slurm
 
     def _local_client(self, spec: SlurmClusterSpec) -> SlurmClient:
@@ -68,28 +62,17 @@ class FakeSites(Sites):
 class Harness:
     def __init__(self, now: datetime | None = None) -> None:
         self.kube = FakeKube()
-        self.api = FakeApi()
         self.slurm = FakeSlurm()
-        self.sites = FakeSites(self.api, self.slurm)
-        kube = cast(Kube, self.kube)
-        self.tiers = TierCache(kube)
-        self.tiers.update(
-            "small", {"spec": {"cpu": "1", "memory": "256Mi", "maxRuntimeSeconds": 60}}
-        )
-        self.enqueued: list[tuple[str, str]] = []
-        self.requeued: list[tuple[tuple[str, str], float]] = []
+        self.sites = FakeSites(self.kube, self.slurm)
+        self.notified: list[tuple[str, str]] = []
         self.now = now or (parse_time(CREATED) or T0) + timedelta(minutes=1)
         self.backend = SlurmBackend(
-            kube,
-            self.tiers,
-            Recorder(kube),
-            enqueue=self.enqueued.append,
-            requeue=lambda key, delay: self.requeued.append((key, delay)),
-            api=cast(SlurmApi, self.api),
+            self.kube,
+            notify=self.notified.append,
             sites=self.sites,
             now=lambda: self.now,
         )
-        self.api.add_cluster("hpc", pollIntervalSeconds=1)
+        self.kube.add_cluster("hpc", pollIntervalSeconds=1)
 
     def simjob(self, name: str, *, job_id: str | None = None, **spec: Any) -> SimJobRecord:
         spec.setdefault("slurm", {"cluster": "hpc"})
@@ -97,19 +80,36 @@ class Harness:
             "phase": "Queued",
             "reason": Reason.ADMITTED,
             "conditions": [{"type": c.COND_ADMITTED, "status": "True", "reason": "SlotAvailable"}],
-            "resources": {"cpu": "1", "memory": "256Mi", "gpu": 0},
-            "effectiveMaxRuntimeSeconds": 60,
+            "grant": GRANT.to_api(),
             "backendRef": {"kind": c.SLURM_JOB_KIND},
         }
         if job_id is not None:
             status["backendRef"] = {"kind": c.SLURM_JOB_KIND, "id": job_id, "cluster": "hpc"}
         body = simjob_body(name, created=CREATED, status=status, backend="slurm", **spec)
         body["spec"].pop("image")
-        self.kube.add(body)
-        return SimJobRecord.from_body(body)
+        self.kube.add_simjob(body)
+        return SimJobRecord.from_body(self.kube.simjobs[(body["metadata"]["namespace"], name)])
 
     def stored(self, record: SimJobRecord) -> SimJobRecord:
         return SimJobRecord.from_body(self.kube.simjobs[record.key])
+
+    def with_ref(self, record: SimJobRecord, ref: BackendRef) -> SimJobRecord:
+        """``record`` with status.backendRef = ``ref`` (what the reconciler writes)."""
+        status = record.status.model_copy(deep=True)
+        status.backend_ref = ref
+        return record.with_status(status)
+
+    def recorded(self, record: SimJobRecord, ref: BackendRef) -> SimJobRecord:
+        """Store ``ref`` as the reconciler would after ``Submitted``; the stored SimJob."""
+        body = self.kube.simjobs[record.key]
+        body.setdefault("status", {})["backendRef"] = ref.to_api()
+        return self.stored(record)
+
+    async def submitted(self, record: SimJobRecord) -> SimJobRecord:
+        """submit, then record the reference like the reconciler."""
+        result = await self.backend.submit(record, GRANT)
+        assert isinstance(result, Submitted), result
+        return self.recorded(record, result.ref)
 
 
 @asynccontextmanager
@@ -147,21 +147,46 @@ def run(scenario: Callable[[Harness], Any], harness: Harness | None = None) -> H
 def test_submit_finds_first_then_sbatch_once_and_records_the_id() -> None:
     async def scenario(h: Harness) -> None:
         record = h.simjob("one")
-        result = await h.backend.submit(record, EFFECTIVE)
-        assert result.outcome == Submitted.CREATED
+        result = await h.backend.submit(record, GRANT)
+        assert isinstance(result, Submitted)
+        assert result.created
         assert (h.slurm.calls["find"], h.slurm.calls["sbatch"]) == (1, 1)
-        stored = h.stored(record)
-        assert stored.status.backend_ref is not None
-        assert stored.status.backend_ref.model_dump() == {
-            "kind": "SlurmJob", "name": None, "id": result.backend_id, "cluster": "hpc"
+        job_id = result.ref.id
+        assert job_id is not None
+        # The reference the reconciler records in status.backendRef:
+        assert result.ref.model_dump() == {
+            "kind": "SlurmJob", "name": None, "id": job_id, "cluster": "hpc"
         }  # fmt: skip
-        spec = h.slurm.specs[result.backend_id]
+        assert h.kube.status_patches == []  # an adapter: it never writes the SimJob
+        assert h.backend.planned_ref(record) is None  # the id is known only after sbatch
+        spec = h.slurm.specs[job_id]
         assert spec.marker == marker(record.uid)
         assert (spec.cpus_per_task, spec.memory_mib, spec.time_limit_seconds) == (1, 256, 60)
         # Submitting again (e.g. a replayed reconcile) adopts: still one job.
-        again = await h.backend.submit(h.stored(record), EFFECTIVE)
-        assert (again.outcome, again.backend_id) == (Submitted.ADOPTED, result.backend_id)
+        again = await h.backend.submit(h.recorded(record, result.ref), GRANT)
+        assert isinstance(again, Submitted)
+        assert (again.created, again.ref) == (False, result.ref)
         assert h.slurm.markers()[marker(record.uid)] == 1
+
+    run(scenario)
+
+
+def test_the_job_runs_with_the_grant_not_a_tier() -> None:
+    async def scenario(h: Harness) -> None:
+        record = h.simjob("granted", slurm={"cluster": "hpc", "account": "mine"})
+        grant = Grant(
+            cpu="2500m",
+            memory="1Gi",
+            max_runtime_seconds=150,
+            slurm={"partition": "short", "qos": "normal", "account": "phys"},
+        )
+        result = await h.backend.submit(record, grant)
+        assert isinstance(result, Submitted)
+        assert result.ref.id is not None
+        spec = h.slurm.specs[result.ref.id]
+        assert (spec.cpus_per_task, spec.memory_mib, spec.time_limit_seconds) == (3, 1024, 150)
+        assert (spec.partition, spec.qos, spec.account) == ("short", "normal", "mine")
+        assert h.kube.calls["get_simtier"] == 0  # never a re-read tier
 
     run(scenario)
 
@@ -173,10 +198,12 @@ def test_a_job_submitted_before_a_crash_is_adopted_not_resubmitted() -> None:
         job_id = await h.slurm.submit(JobSpec(marker=marker(record.uid), command=["true"]))
         assert job_id_of(record) is None
         assert (await h.backend.observe(record)).state == ObservedState.ABSENT
-        result = await h.backend.submit(record, EFFECTIVE)
-        assert (result.outcome, result.backend_id) == (Submitted.ADOPTED, job_id)
+        result = await h.backend.submit(record, GRANT)
+        assert isinstance(result, Submitted)
+        assert (result.created, result.ref.id) == (False, job_id)
         assert h.slurm.calls["sbatch"] == 1  # only the one before the "crash"
-        assert job_id_of(h.stored(record)) == job_id
+        # The reconciler records the adopted id (it was job_id_of(stored) == job_id):
+        assert job_id_of(h.with_ref(record, result.ref)) == job_id
 
     run(scenario)
 
@@ -184,28 +211,41 @@ def test_a_job_submitted_before_a_crash_is_adopted_not_resubmitted() -> None:
 def test_an_ambiguous_sbatch_failure_is_adopted_by_the_retry() -> None:
     async def scenario(h: Harness) -> None:
         record = h.simjob("ambiguous")
+        # The first idle round pings now (and says True); the next comes in 1 s.
+        await eventually(lambda: "hpc" in h.backend.pollers)
+        await eventually(lambda: h.backend.pollers["hpc"].rounds >= 1)
         h.slurm.fail_after_submit = True
-        with pytest.raises(SlurmUnavailable):
-            await h.backend.submit(record, EFFECTIVE)
+        with pytest.raises(BackendUnavailable) as failed:
+            await h.backend.submit(record, GRANT)
+        assert isinstance(failed.value.__cause__, SlurmUnavailable)
         await asyncio.sleep(0.1)  # the poller writes the condition
-        assert h.api.status_writes[-1][1]["conditions"][0]["status"] == "False"
-        result = await h.backend.submit(h.stored(record), EFFECTIVE)
-        assert result.outcome == Submitted.ADOPTED
+        assert h.kube.cluster_status_writes[-1][1]["conditions"][0]["status"] == "False"
+        result = await h.backend.submit(h.stored(record), GRANT)
+        assert isinstance(result, Submitted)
+        assert not result.created  # adopted
         assert h.slurm.markers()[marker(record.uid)] == 1
         await asyncio.sleep(0.1)
-        assert h.api.status_writes[-1][1]["conditions"][0]["status"] == "True"
+        assert h.kube.cluster_status_writes[-1][1]["conditions"][0]["status"] == "True"
 
     run(scenario)
 
 
 def test_a_job_whose_simjob_is_deleted_while_sbatch_runs_is_cancelled() -> None:
+    """Backend side: submit returns the job; the reconciler finds the SimJob gone and
+    calls cancel with the returned reference, which stops the job."""
+
     async def scenario(h: Harness) -> None:
         record = h.simjob("vanishing")
-        h.slurm.during_submit = lambda: h.kube.simjobs.pop(record.key)  # finalizer raced us
-        result = await h.backend.submit(record, EFFECTIVE)
-        assert result.outcome == Submitted.BLOCKED
+
+        def vanish() -> None:  # the finalizer raced us
+            h.kube.simjobs.pop(record.key)
+
+        h.slurm.during_submit = vanish
+        result = await h.backend.submit(record, GRANT)
+        assert isinstance(result, Submitted)
         (job_id,) = h.slurm.jobs
-        assert result.backend_id == job_id
+        assert result.ref.id == job_id
+        assert await h.backend.cancel(h.with_ref(record, result.ref))
         assert h.slurm.jobs[job_id][1].state == "CANCELLED"  # not left running unowned
         assert h.slurm.calls["scancel"] == 1
 
@@ -213,6 +253,8 @@ def test_a_job_whose_simjob_is_deleted_while_sbatch_runs_is_cancelled() -> None:
 
 
 def test_a_job_whose_simjob_ends_while_sbatch_runs_is_cancelled() -> None:
+    """Backend side, as above; the backend never writes the ended SimJob."""
+
     async def scenario(h: Harness) -> None:
         record = h.simjob("cancelled-meanwhile")
 
@@ -222,15 +264,21 @@ def test_a_job_whose_simjob_ends_while_sbatch_runs_is_cancelled() -> None:
             body["metadata"]["resourceVersion"] = str(int(body["metadata"]["resourceVersion"]) + 1)
 
         h.slurm.during_submit = cancel_meanwhile
-        result = await h.backend.submit(record, EFFECTIVE)
-        assert result.outcome == Submitted.BLOCKED
-        assert h.slurm.jobs[result.backend_id][1].state == "CANCELLED"
+        result = await h.backend.submit(record, GRANT)
+        assert isinstance(result, Submitted)
+        assert result.ref.id is not None
+        assert await h.backend.cancel(h.with_ref(record, result.ref))
+        assert h.slurm.jobs[result.ref.id][1].state == "CANCELLED"
         assert job_id_of(h.stored(record)) is None  # the ended SimJob is left as it was
+        assert h.kube.status_patches == []
 
     run(scenario)
 
 
 def test_an_unwanted_job_is_cancelled_once_slurm_answers_again() -> None:
+    """Backend side: cancel raises BackendUnavailable while Slurm is down (the reconciler
+    retries) and stops the job once Slurm answers again."""
+
     async def scenario(h: Harness) -> None:
         record = h.simjob("vanishing-in-an-outage")
 
@@ -238,36 +286,43 @@ def test_an_unwanted_job_is_cancelled_once_slurm_answers_again() -> None:
             h.kube.simjobs.pop(record.key)
             h.slurm.unreachable = "slurmctld is down"
 
-        async def come_back() -> None:
-            await asyncio.sleep(1.5)  # past the first retry (1 s)
-            h.slurm.unreachable = None
-
         h.slurm.during_submit = vanish_and_break
-        returning = asyncio.create_task(come_back())
-        result = await h.backend.submit(record, EFFECTIVE)
-        await returning
-        assert h.slurm.jobs[result.backend_id][1].state == "CANCELLED"
+        result = await h.backend.submit(record, GRANT)
+        assert isinstance(result, Submitted)
+        (job_id,) = h.slurm.jobs
+        assert result.ref == BackendRef(kind=c.SLURM_JOB_KIND, id=job_id, cluster="hpc")
+        unwanted = h.with_ref(record, result.ref)
+        with pytest.raises(BackendUnavailable, match="slurmctld is down"):
+            await h.backend.cancel(unwanted)
+        h.slurm.unreachable = None
+        assert await h.backend.cancel(unwanted)
+        assert h.slurm.jobs[job_id][1].state == "CANCELLED"
         assert h.slurm.calls["scancel"] >= 2  # refused while down, then done
 
     run(scenario)
 
 
 def test_sbatch_refusal_and_unsafe_values_fail_the_simjob_with_a_reason() -> None:
+    """Backend side: submit returns ``Rejected`` with the reason (the reconciler fails
+    the SimJob with it)."""
+
     async def scenario(h: Harness) -> None:
         record = h.simjob("refused")
         h.slurm.reject = "sbatch: error: invalid partition specified: nope"
-        result = await h.backend.submit(record, EFFECTIVE)
-        assert result.outcome == Submitted.BLOCKED
-        observed = await h.backend.observe(h.stored(record))
-        assert (observed.state, observed.reason) == (ObservedState.FAILED, Reason.SLURM_REJECTED)
-        assert observed.message is not None
-        assert "invalid partition" in observed.message
+        result = await h.backend.submit(record, GRANT)
+        assert isinstance(result, Rejected)
+        assert result.reason == Reason.SLURM_REJECTED
+        assert result.message is not None
+        assert "invalid partition" in result.message
+        assert result.message.startswith("sbatch refused the job on hpc: ")
         h.slurm.reject = None
-        bad = h.simjob("newline", args=["a\nb"])
-        assert (await h.backend.submit(bad, EFFECTIVE)).outcome == Submitted.BLOCKED
-        observed = await h.backend.observe(bad)
-        assert (observed.state, observed.reason) == (ObservedState.FAILED, Reason.INVALID_SPEC)
+        bad = h.simjob("control-character", args=["a\rb"])
+        refused = await h.backend.submit(bad, GRANT)
+        assert isinstance(refused, Rejected)
+        assert refused.reason == Reason.INVALID_SPEC
         assert h.slurm.calls["sbatch"] == 1  # only the refused one reached Slurm
+        # A refusal is an answer: the cluster stays reachable.
+        assert h.sites.reachability("hpc").wanted == (True, "Slurm answered")
 
     run(scenario)
 
@@ -282,9 +337,13 @@ def test_unknown_cluster_gets_a_grace_then_fails() -> None:
         record = h.simjob("nowhere", slurm={"cluster": "missing"})
         observed = await h.backend.observe(record)
         assert (observed.state, observed.reason) == (ObservedState.PENDING, Reason.STARTING)
-        ((key, delay),) = h.requeued
-        assert key == record.key
+        delay = observed.recheck_after  # the reconciler requeues record.key after it
+        assert delay is not None
         assert 3.9 < delay <= 4.0
+        retry = await h.backend.submit(record, GRANT)
+        assert isinstance(retry, RetryAfter)
+        assert 3.9 < retry.delay <= 4.0
+        assert "missing" in retry.message
 
     run(waits, early)
 
@@ -295,6 +354,9 @@ def test_unknown_cluster_gets_a_grace_then_fails() -> None:
             ObservedState.FAILED,
             Reason.UNKNOWN_SLURM_CLUSTER,
         )
+        rejected = await h.backend.submit(record, GRANT)
+        assert isinstance(rejected, Rejected)
+        assert rejected.reason == Reason.UNKNOWN_SLURM_CLUSTER
         cancelled = h.simjob("nowhere-cancelled", slurm={"cluster": "missing"}, cancel=True)
         assert (await h.backend.observe(cancelled)).state == ObservedState.ABSENT
         assert await h.backend.cancel(cancelled)
@@ -304,7 +366,7 @@ def test_unknown_cluster_gets_a_grace_then_fails() -> None:
 
 def test_missing_secret_fails_before_submission_but_never_abandons_a_job() -> None:
     async def scenario(h: Harness) -> None:
-        h.api.add_cluster(
+        h.kube.add_cluster(
             "remote",
             mode="ssh",
             host="login",
@@ -320,9 +382,14 @@ def test_missing_secret_fails_before_submission_but_never_abandons_a_job() -> No
         )
         assert observed.message is not None
         assert "ops/hosts not found" in observed.message
+        rejected = await h.backend.submit(fresh, GRANT)
+        assert isinstance(rejected, Rejected)
+        assert rejected.reason == Reason.INVALID_SLURM_CREDENTIALS
+        assert "ops/hosts not found" in rejected.message
         running_job = h.simjob("has-job", job_id="77", slurm={"cluster": "remote"})
-        with pytest.raises(SiteError):
+        with pytest.raises(BackendUnavailable) as unusable:
             await h.backend.observe(running_job)  # keep the phase, retry later
+        assert isinstance(unusable.value.__cause__, SiteError)
 
     run(scenario)
 
@@ -333,16 +400,14 @@ def test_missing_secret_fails_before_submission_but_never_abandons_a_job() -> No
 def test_150_simjobs_are_polled_with_one_query_per_round() -> None:
     async def scenario(h: Harness) -> None:
         records = [h.simjob(f"bulk-{i}") for i in range(150)]
-        for record in records:
-            await h.backend.submit(record, EFFECTIVE)
+        stored = [await h.submitted(record) for record in records]
         assert h.slurm.calls["sbatch"] == 150
-        stored = [h.stored(record) for record in records]
         first = await asyncio.gather(*(h.backend.observe(record) for record in stored))
         assert {o.state for o in first} == {ObservedState.PENDING}
         poller = h.backend.pollers["hpc"]
         assert poller.tracked() == 150
-        # Every job starts: the next round reads all 150 in ONE query and enqueues each.
-        h.enqueued.clear()
+        # Every job starts: the next round reads all 150 in ONE query and notifies each.
+        h.notified.clear()
         before, rounds = h.slurm.calls["query"], poller.rounds
         for job_id in list(h.slurm.jobs):
             h.slurm.set_state(job_id, "RUNNING", start_time=T0)
@@ -350,7 +415,7 @@ def test_150_simjobs_are_polled_with_one_query_per_round() -> None:
         queries = h.slurm.calls["query"] - before
         assert queries == poller.rounds - rounds  # one per round, not one per job
         assert h.slurm.query_sizes[-1] == 150
-        assert sorted(set(h.enqueued)) == sorted(r.key for r in records)
+        assert sorted(set(h.notified)) == sorted(r.key for r in records)
         observed = await asyncio.gather(*(h.backend.observe(record) for record in stored))
         assert {o.state for o in observed} == {ObservedState.RUNNING}
         assert h.slurm.calls["query"] - before == queries  # observe read the cache
@@ -362,7 +427,7 @@ def test_finished_jobs_are_no_longer_queried_and_failures_carry_the_tail() -> No
     async def scenario(h: Harness) -> None:
         ok, bad = h.simjob("ok"), h.simjob("bad")
         for record in (ok, bad):
-            await h.backend.submit(record, EFFECTIVE)
+            await h.submitted(record)
         ok_id, bad_id = (job_id_of(h.stored(r)) for r in (ok, bad))
         assert ok_id is not None
         assert bad_id is not None
@@ -403,9 +468,11 @@ def test_unreachable_slurm_keeps_the_phase_and_marks_the_cluster() -> None:
         record = h.simjob("waiting", job_id="900")
         h.slurm.add("900", marker(record.uid), "RUNNING", start_time=T0)
         h.slurm.unreachable = "squeue: error: Unable to contact slurm controller"
-        with pytest.raises(SlurmUnavailable):
+        with pytest.raises(BackendUnavailable) as unavailable:
             await h.backend.observe(record)
-        _name, status = h.api.status_writes[-1]
+        assert isinstance(unavailable.value.__cause__, SlurmUnavailable)
+        assert "Unable to contact slurm controller" in unavailable.value.message
+        _name, status = h.kube.cluster_status_writes[-1]
         (condition,) = status["conditions"]
         assert (condition["type"], condition["status"]) == ("Reachable", "False")
         assert condition["reason"] == Reason.SLURM_UNREACHABLE
@@ -414,7 +481,25 @@ def test_unreachable_slurm_keeps_the_phase_and_marks_the_cluster() -> None:
         h.slurm.unreachable = None
         observed = await h.backend.observe(record)
         assert observed.state == ObservedState.RUNNING
-        await eventually(lambda: h.api.status_writes[-1][1]["conditions"][0]["status"] == "True")
+        await eventually(
+            lambda: h.kube.cluster_status_writes[-1][1]["conditions"][0]["status"] == "True"
+        )
+
+    run(scenario)
+
+
+def test_an_idle_cluster_is_pinged() -> None:
+    async def scenario(h: Harness) -> None:
+        await eventually(lambda: h.slurm.calls["ping"] >= 1)
+        await eventually(lambda: bool(h.kube.cluster_status_writes))
+        assert h.kube.cluster_status_writes[-1][1]["conditions"][0]["status"] == "True"
+        assert h.slurm.calls["query"] == 0  # nothing to track: no squeue
+        h.slurm.unreachable = "slurmctld does not answer"
+        await eventually(
+            lambda: h.kube.cluster_status_writes[-1][1]["conditions"][0]["status"] == "False"
+        )
+        (condition,) = h.kube.cluster_status_writes[-1][1]["conditions"]
+        assert condition["message"] == "slurmctld does not answer"
 
     run(scenario)
 
@@ -426,16 +511,14 @@ def test_cancel_is_confirmed_and_a_completed_job_stays_succeeded() -> None:
     async def scenario(h: Harness) -> None:
         running_one, finished_one = h.simjob("running"), h.simjob("finished")
         for record in (running_one, finished_one):
-            await h.backend.submit(record, EFFECTIVE)
+            await h.submitted(record)
         run_id, done_id = (job_id_of(h.stored(r)) for r in (running_one, finished_one))
         assert run_id is not None
         assert done_id is not None
         h.slurm.set_state(run_id, "RUNNING", start_time=T0)
         h.slurm.set_state(done_id, "COMPLETED", exit_code=0, start_time=T0, end_time=T1)
         for record in (running_one, finished_one):
-            cancelling = h.stored(record)
-            body = {**cancelling.body, "spec": {**cancelling.body["spec"], "cancel": True}}
-            h.kube.add(body)
+            h.kube.simjobs[record.key]["spec"]["cancel"] = True
             assert await h.backend.cancel(h.stored(record))
         assert h.slurm.jobs[run_id][1].state == "CANCELLED"
         stopped = await h.backend.observe(h.stored(running_one))
@@ -462,7 +545,7 @@ def test_cancel_finds_a_job_whose_id_was_never_recorded() -> None:
 def test_ssh_logins_come_from_secrets() -> None:
     key = asyncssh.generate_private_key("ssh-ed25519").export_private_key()
     other = asyncssh.generate_private_key("ssh-ed25519").export_private_key()
-    api = FakeApi()
+    api = FakeKube()
     api.add_cluster(
         "remote",
         mode="ssh",
@@ -481,20 +564,23 @@ def test_ssh_logins_come_from_secrets() -> None:
         "workDir": b"/scratch/alice",
     }
     api.secrets[("bob-ns", "bob")] = {"ssh-privatekey": b"not a key"}
-    sites = Sites(cast(SlurmApi, api))
+    sites = Sites(api)
 
     async def scenario() -> None:
         site = await sites.get("remote")
         assert site is not None
         default = await sites.client(site, DEFAULT_LOGIN)
-        assert isinstance(default, CliSlurmClient)
-        assert (default.runner.where, default.work_dir) == (
+        assert isinstance(default, ReportingClient)  # every client reports reachability
+        assert default.reachability is sites.reachability("remote")
+        assert isinstance(default.inner, CliSlurmClient)
+        assert (default.inner.runner.where, default.inner.work_dir) == (
             "ssh op@login.example:2222",
             "/scratch/op",
         )
         alice = await sites.client(site, Login("alice-ns", "alice"))
-        assert isinstance(alice, CliSlurmClient)
-        assert (alice.runner.where, alice.work_dir) == (
+        assert isinstance(alice, ReportingClient)
+        assert isinstance(alice.inner, CliSlurmClient)
+        assert (alice.inner.runner.where, alice.inner.work_dir) == (
             "ssh alice@login.example:2222",
             "/scratch/alice",
         )

@@ -1,5 +1,5 @@
 """A SimJob as a Slurm job and back (simjob_operator.backends.slurm.jobs): the
-tier -> sbatch translation and the state -> Observation table. Pure; no Slurm.
+grant -> sbatch translation and the state -> Observation table. Pure; no Slurm.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from simjob_operator.api.reasons import Reason
-from simjob_operator.api.simjob import SimJobSlurmSpec, SimJobSpec
+from simjob_operator.api.simjob import Grant, SimJobSlurmSpec, SimJobSpec
 from simjob_operator.api.simtier import SlurmTierSpec
 from simjob_operator.backends.slurm.jobs import (
     failure_message,
@@ -19,29 +19,24 @@ from simjob_operator.backends.slurm.jobs import (
     memory_mib,
 )
 from simjob_operator.core.phases import ObservedState, Phase, Verdict, next_phase
-from simjob_operator.core.validation import Effective
 from slurm_bridge import InvalidJobSpec, JobKind, JobState, map_state, sbatch_options
 from tests.support.fake_slurm import T0, T1
 
 UID = "0b7c4a9e-1111-4222-8333-444455556666"
 
 
-def effective(**overrides: Any) -> Effective:
+def grant(tier: SlurmTierSpec | None = None, **overrides: Any) -> Grant:
     values: dict[str, Any] = {
-        "tier": "small",
-        "owner": "lab",
-        "backend": "slurm",
         "cpu": "1500m",
         "memory": "1536Mi",
         "gpu": 0,
-        "cpu_cores": 1.5,
         "max_runtime_seconds": 90,
-        "max_concurrent_per_owner": 1,
         "priority_class_name": None,
         "ttl_seconds_after_finished": None,
+        "slurm": tier,
     }
     values.update(overrides)
-    return Effective(**values)
+    return Grant(**values)
 
 
 def spec_for(**fields: Any) -> tuple[SimJobSpec, SimJobSlurmSpec]:
@@ -67,8 +62,7 @@ def build(tier: SlurmTierSpec | None = None, **fields: Any) -> Any:
         uid=UID,
         spec=spec,
         slurm=slurm,
-        effective=effective(),
-        tier_slurm=tier,
+        grant=grant(tier),
     )
 
 
@@ -109,7 +103,9 @@ def test_tier_slurm_section_and_simjob_overrides() -> None:
 
 def test_unsafe_values_are_refused_before_sbatch() -> None:
     with pytest.raises(InvalidJobSpec, match="control character"):
-        build(args=["line one\n#SBATCH --uid=0"])
+        # A newline or tab in an argument is one quoted word (slurm_bridge allows it);
+        # a carriage return, like every other control character, is refused.
+        build(args=["line one\r#SBATCH --uid=0"])
     with pytest.raises(InvalidJobSpec, match="must be absolute"):
         build(workingDir="relative/dir")
 

@@ -19,6 +19,11 @@ from slurm_bridge.scripts import MAX_SCRIPT_BYTES, SCRIPT_HEADER
 from slurm_bridge.specs import time_limit_minutes
 from tests.support.slurm_hostile import ACCEPTED, REJECTED
 
+# Newlines and tabs are allowed in arguments and environment values (a multi-line `sh -c`
+# script), never elsewhere; every other control character stays refused everywhere.
+MULTILINE = tuple(v for v in REJECTED if all(c in "\n\t" or c.isprintable() for c in v))
+STILL_REJECTED = tuple(v for v in REJECTED if v not in MULTILINE)
+
 PRINTF = ("printf", "%s\\n")
 
 
@@ -85,7 +90,26 @@ def test_hostile_env_values_and_working_dir_arrive_literally(tmp_path: Path) -> 
     assert out[1 : 1 + len(env)] == list(env.values())
 
 
-@pytest.mark.parametrize("value", REJECTED, ids=repr)
+def test_the_corpus_splits_into_multiline_and_still_rejected_values() -> None:
+    assert set(MULTILINE) == {"a\nb", "\n#SBATCH --wrap=id", "trailing newline\n", "tab\there"}
+    assert len(STILL_REJECTED) == len(REJECTED) - 4
+
+
+@pytest.mark.parametrize("value", MULTILINE, ids=repr)
+@pytest.mark.parametrize("where", ["command0", "working_dir", "comment"])
+def test_newlines_and_tabs_are_rejected_outside_arguments_and_env(value: str, where: str) -> None:
+    fields: dict[str, object] = {
+        "command0": [value],
+        "working_dir": "/data/" + value,
+        "comment": value,
+    }
+    kwargs: dict[str, object] = {"marker": "m-1", "command": ["x"]}
+    kwargs["command" if where == "command0" else where] = fields[where]
+    with pytest.raises(InvalidJobSpec, match="control character"):
+        JobSpec(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", STILL_REJECTED, ids=repr)
 @pytest.mark.parametrize("where", ["command", "args", "env", "working_dir", "comment"])
 def test_control_characters_are_rejected_everywhere(value: str, where: str) -> None:
     fields: dict[str, object] = {
@@ -169,6 +193,7 @@ def test_sbatch_options_are_argv_elements_from_the_tier() -> None:
     )
     assert sbatch_options(spec, "/scratch/simjob/") == [
         "--parsable",
+        "--export=NONE",
         "--job-name=simjob-0b5c",
         "--output=/scratch/simjob/simjob-%j.out",
         "--chdir=/scratch/simjob",

@@ -95,7 +95,7 @@ def walk() -> list[SimJobStatus]:
                 now=T0 + timedelta(minutes=minute),
                 generation=1,
                 observation=observation,
-                effective=eff,
+                grant=eff.grant,
                 backend_ref=BackendRef(kind="Job", name="sj-sim"),
             )
         )

@@ -34,18 +34,19 @@ def run(tier_: dict[str, Any] | None = None, **spec: Any) -> Effective | Rejecti
 def test_effective_defaults_from_the_tier() -> None:
     result = run(tier_spec(gpu=1, priorityClassName="batch-low", ttlSecondsAfterFinished=30))
     assert isinstance(result, Effective)
-    assert (result.cpu, result.memory, result.gpu, result.cpu_cores) == ("2", "4Gi", 1, 2.0)
-    assert result.max_runtime_seconds == 600
+    grant = result.grant
+    assert (grant.cpu, grant.memory, grant.gpu, cpu_cores(grant.cpu)) == ("2", "4Gi", 1, 2.0)
+    assert result.grant.max_runtime_seconds == 600
     assert result.max_concurrent_per_owner == 1
     assert result.owner == "lab"  # the namespace
-    assert result.priority_class_name == "batch-low"
-    assert result.ttl_seconds_after_finished == 30
+    assert result.grant.priority_class_name == "batch-low"
+    assert result.grant.ttl_seconds_after_finished == 30
 
 
 def test_spec_runtime_and_owner_win_when_allowed() -> None:
     result = run(tier_spec(), maxRuntimeSeconds=600, owner="alice")
     assert isinstance(result, Effective)
-    assert result.max_runtime_seconds == 600
+    assert result.grant.max_runtime_seconds == 600
     assert result.owner == "alice"
 
 
@@ -149,3 +150,35 @@ def test_quantity_helpers() -> None:
         parse_quantity("lots")
     with pytest.raises(QuantityError):
         parse_quantity("1Qi")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0",
+        "1",
+        "500m",
+        "2",
+        "1.5",
+        ".5",
+        "4Gi",
+        "512Mi",
+        "1e3",
+        "1E-3",
+        "100k",
+        "3M",
+        "7Ti",
+        "1Ei",
+        "12345678901234567890",
+        "0.000001",
+        "250u",
+        "9n",
+        "1e400",
+    ],
+)
+def test_our_quantity_parser_agrees_with_the_kubernetes_clients(text: str) -> None:
+    """core stays free of the kubernetes package (an import contract); its parser must
+    give exactly what ``kubernetes.utils.quantity.parse_quantity`` gives."""
+    from kubernetes.utils.quantity import parse_quantity as client_parse
+
+    assert parse_quantity(text) == client_parse(text)

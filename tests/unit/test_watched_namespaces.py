@@ -88,7 +88,7 @@ def test_listed_namespaces_are_listed_one_by_one_and_nothing_else() -> None:
 
 
 def test_connect_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("simjob_operator.kube.client.load_configuration", lambda: None)
+    monkeypatch.setattr("simjob_operator.kube.client.load_configuration", lambda limits: None)
     monkeypatch.setenv(c.ENV_WATCH_NAMESPACES, "lab, b-2,")
     assert Kube.connect().namespaces == ("lab", "b-2")
     monkeypatch.delenv(c.ENV_WATCH_NAMESPACES)

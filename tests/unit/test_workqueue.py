@@ -14,6 +14,7 @@ import pytest
 
 from simjob_operator.controller import workqueue
 from simjob_operator.controller.workqueue import Key, WorkQueue
+from simjob_operator.core.logs import prefix
 
 LOG = logging.getLogger("test")
 
@@ -108,7 +109,13 @@ def test_failures_are_logged_and_retried(
     assert len(attempts) == 3
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 2
-    assert all("[ns/flaky" in r.getMessage() and r.exc_info for r in errors)
+    # The identity is in the record (the formatter prints it as [ns/flaky uid=...]).
+    refs = [getattr(r, "object_ref", {}) for r in errors]
+    assert all(r.exc_info for r in errors)
+    assert all(
+        (ref["namespace"], ref["name"], ref["kind"]) == ("ns", "flaky", "SimJob") for ref in refs
+    )
+    assert all(prefix(r) is not None and prefix(r).startswith("[ns/flaky uid=") for r in errors)
 
 
 def test_requeue_after() -> None:

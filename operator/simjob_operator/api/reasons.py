@@ -30,6 +30,7 @@ class Reason(enum.StrEnum):
     CANCEL_REQUESTED = "CancelRequested"
     DELETED = "Deleted"  # the SimJob was deleted before it finished
     BACKEND_LOST = "BackendObjectLost"
+    REFUSED = "RefusedByAPIServer"  # a permanent 4xx from the API server (e.g. 422 Invalid)
     # Slurm.
     UNKNOWN_SLURM_CLUSTER = "UnknownSlurmCluster"
     INVALID_SLURM_CREDENTIALS = "InvalidSlurmCredentials"

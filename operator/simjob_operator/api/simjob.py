@@ -276,7 +276,10 @@ class Grant(ApiModel):
     node_selector: dict[str, str] = Field(
         default_factory=dict,
         description="Node labels the pod must match.",
-        json_schema_extra={"x-kubernetes-map-type": "atomic"},
+        json_schema_extra={
+            "x-kubernetes-map-type": "atomic",
+            "additionalProperties": {"type": "string", "description": "A node label value."},
+        },
     )
     tolerations: list[Toleration] = Field(
         default_factory=list,

@@ -129,7 +129,10 @@ class SimTierSpec(ApiModel):
         max_length=32,
         description="Node labels the pods of this tier must match (a node pool, e.g. "
         "simjob.io/pool: gpu); copied into each SimJob's grant at admission.",
-        json_schema_extra={"x-kubernetes-map-type": "atomic"},
+        json_schema_extra={
+            "x-kubernetes-map-type": "atomic",
+            "additionalProperties": {"type": "string", "description": "A node label value."},
+        },
     )
     tolerations: list[Toleration] = Field(
         default_factory=list,

@@ -52,6 +52,16 @@ class RetryAfter:
 SubmitResult = Submitted | Rejected | RetryAfter
 
 
+class BackendUnavailable(Exception):
+    """The backend could not be asked (e.g. Slurm does not answer). Nothing is decided:
+    the reconciler keeps the phase and retries with backoff. For ``submit`` it is
+    ambiguous (the object may exist): the retry's ``submit`` adopts it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class Backend(Protocol):
     """The operations the reconciler needs from a place that runs simulations."""
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from simjob_operator.api import names as c
@@ -34,10 +34,11 @@ from simjob_operator.core.logs import simjob_logger
 from simjob_operator.core.phases import Admission, AdmissionState, is_terminal, next_phase
 from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
+from simjob_operator.core.settings import Timings
 from simjob_operator.core.slots import decide
-from simjob_operator.core.statuses import backend_ref_for, build_status
+from simjob_operator.core.statuses import build_status
 from simjob_operator.core.validation import Effective, resolve
-from simjob_operator.kube.client import Conflict, Kube
+from simjob_operator.kube.seam import Conflict, KubeApi
 
 logger = logging.getLogger("simjob_operator.controller.admitter")
 
@@ -46,17 +47,19 @@ class Admitter:
     def __init__(
         self,
         *,
-        kube: Kube,
+        kube: KubeApi,
         tiers: TierCache,
         recorder: Recorder,
-        backends: dict[str, Backend],
+        backends: Mapping[str, Backend],
         on_admitted: Callable[[SimJobRecord], None],
+        timings: Timings = SETTINGS.timings,
     ) -> None:
         self._kube = kube
         self._tiers = tiers
         self._recorder = recorder
         self._backends = backends
         self._on_admitted = on_admitted
+        self._resync = timings.admission_resync
         self._queue: asyncio.Queue[bool] = asyncio.Queue()  # True: run a pass; False: stop
         self._queued = False
         self._passing = False  # a pass is under way
@@ -79,7 +82,7 @@ class Admitter:
     async def run(self) -> None:
         anything_waits = True  # after a start, look once more after the resync delay
         while True:
-            timeout = SETTINGS.timings.admission_resync if anything_waits else None
+            timeout = self._resync if anything_waits else None
             try:
                 go = await asyncio.wait_for(self._queue.get(), timeout=timeout)
             except TimeoutError:
@@ -91,9 +94,7 @@ class Admitter:
             try:
                 anything_waits = await self.run_pass()
             except Exception:
-                logger.exception(
-                    "admission pass failed; retrying in %.0f s", SETTINGS.timings.admission_resync
-                )
+                logger.exception("admission pass failed; retrying in %.0f s", self._resync)
                 anything_waits = True
             finally:
                 self._passing = False
@@ -172,8 +173,8 @@ class Admitter:
             now=datetime.now(UTC),
             generation=record.generation,
             owner=record.owner,
-            effective=effective,
-            backend_ref=backend_ref_for(effective, backend.backend_id(record)),
+            grant=effective.grant,
+            backend_ref=backend.planned_ref(record),
         )
         stored = await self._recorder.record(record, new_status, verdict, simjob_logger(record))
         if verdict.admitted_now and stored.admitted:

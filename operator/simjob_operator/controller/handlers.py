@@ -25,7 +25,9 @@ import kopf
 
 from simjob_operator.api import names as c
 from simjob_operator.controller.runtime import Runtime
+from simjob_operator.core.logs import install_formatter
 from simjob_operator.core.phases import is_terminal
+from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.sightings import Seen, Sighting, owning_simjob, simjob_event_wanted
 from simjob_operator.kube.client import Kube
@@ -79,6 +81,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings)
+    install_formatter()  # the identity prefix of log lines (core.logs)
     runtime = Runtime(Kube.connect())
     runtime.start()
     memo["runtime"] = runtime
@@ -129,7 +132,7 @@ async def simjob_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # (after the bound the Job is left to the garbage collector).
     runtime = _runtime(memo)
     deadline = asyncio.get_running_loop().time() + SETTINGS.timings.cleanup_timeout
-    while not await runtime.reconciler.finalize(body):
+    while not await runtime.reconciler.finalize(SimJobRecord.from_body(body)):
         if asyncio.get_running_loop().time() > deadline:
             logger.error(
                 "%s/%s: the Job or its pods are still there after %.0f s; releasing "

@@ -1,71 +1,82 @@
 """The level-triggered reconcile of one SimJob: observe, compare, act.
 
 ``Reconciler.process`` is the work-queue callback. It starts from what the
-watches delivered (``sightings.Sighting``: the SimJob body, the newest Job event)
-and reads from the API server what they did not. For a SimJob it resolves the
-tier (``validation``), observes the backend when the SimJob holds a slot,
-asks ``phases.next_phase`` for a verdict, records it first (``recording``;
-status PATCH with a resourceVersion precondition, 409 -> re-read and decide
-again) and then acts: ask ``admitting`` for a slot, ``submit`` (idempotent),
-or ``cancel`` until the backend object is gone. It never remembers edges: every
-call starts from what the API server and the backend say now, so a restart, a
-missed event or a duplicate event changes nothing. ``finalize`` is the same
-loop for a SimJob being deleted (called by the on.delete handler).
-Finished SimJobs are deleted after their tier's ttlSecondsAfterFinished.
+watches delivered (``core.sightings.Sighting``: the SimJob body, the newest Job
+event) and reads from the API server what they did not. For a SimJob it resolves
+the tier (``core.validation``) until admission, observes the backend once the
+SimJob holds a slot, asks ``core.phases.next_phase`` for a verdict, records it
+first (``controller.recorder``: status PATCH with a resourceVersion precondition,
+409 -> re-read and decide again) and then acts: ask the admitter for a slot,
+``submit`` with the recorded ``Grant``, or ``cancel`` until the backend object is
+gone. Backends are adapters: the reconciler records what ``submit`` returns (the
+backend reference, a rejection that fails the SimJob, a retry after a delay) and
+cancels a job whose SimJob went away while it was submitted. It never remembers
+edges: every call starts from what the API server and the backend say now, so a
+restart, a missed event or a duplicate event changes nothing. ``finalize`` is the
+same loop for a SimJob being deleted (the on.delete handler's). Finished SimJobs
+are deleted after their grant's ttlSecondsAfterFinished.
+
+Errors: a temporary one (the API server or a Slurm site unavailable) is logged as
+one line with the SimJob's identity and retried with the work queue's backoff; a
+permanent refusal of the API server at submit fails the SimJob with its message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from simjob_operator.api import names as c
 from simjob_operator.api.reasons import Reason
-from simjob_operator.backends.base import Backend, Submitted
+from simjob_operator.api.simjob import BackendRef, Grant
+from simjob_operator.backends.base import (
+    Backend,
+    BackendUnavailable,
+    Rejected,
+    RetryAfter,
+    Submitted,
+)
 from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.tiers import TierCache
 from simjob_operator.controller.workqueue import AlreadyLogged, Key
-from simjob_operator.core.logs import SimJobLogger, simjob_logger
+from simjob_operator.core.logs import ObjectLogger, simjob_logger
 from simjob_operator.core.phases import (
     Action,
     Observation,
     ObservedState,
+    Phase,
     Rejection,
     Verdict,
     is_terminal,
     next_phase,
 )
-from simjob_operator.core.quantities import cpu_cores
-from simjob_operator.core.records import SimJobRecord, parse_time
+from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
+from simjob_operator.core.settings import Settings
 from simjob_operator.core.sightings import Seen, Sighting
 from simjob_operator.core.statuses import build_status
+from simjob_operator.core.times import parse_time
 from simjob_operator.core.validation import Effective, resolve
-from simjob_operator.kube.client import Conflict, Kube
+from simjob_operator.kube.seam import Conflict, Gone, KubeApi, Refused, Unavailable
 
-logger = logging.getLogger("simjob_operator.controller.reconciler")
-MAX_CONFLICTS = 5
+logger = logging.getLogger("simjob_operator.reconciler")
+AfterSubmit = Callable[[SimJobRecord, BackendRef], None]
+TEMPORARY = (Unavailable, BackendUnavailable)
 
 
-def effective_from_status(record: SimJobRecord) -> Effective | None:
-    """What a SimJob was admitted with (its tier may have changed or gone since)."""
-    status, spec = record.status, record.spec
-    if status.resources is None or status.effective_max_runtime_seconds is None or spec is None:
+def legacy_grant(record: SimJobRecord) -> Grant | None:
+    """The grant of a SimJob admitted before grants were recorded (status.resources
+    and effectiveMaxRuntimeSeconds are what it was admitted with)."""
+    status = record.status
+    if status.resources is None or status.effective_max_runtime_seconds is None:
         return None
-    return Effective(
-        tier=spec.tier,
-        owner=record.owner,
-        backend=spec.backend,
+    return Grant(
         cpu=status.resources.cpu,
         memory=status.resources.memory,
         gpu=status.resources.gpu,
-        cpu_cores=cpu_cores(status.resources.cpu),
         max_runtime_seconds=status.effective_max_runtime_seconds,
-        max_concurrent_per_owner=1,
-        priority_class_name=None,
-        ttl_seconds_after_finished=None,
     )
 
 
@@ -73,13 +84,15 @@ class Reconciler:
     def __init__(
         self,
         *,
-        kube: Kube,
+        kube: KubeApi,
         tiers: TierCache,
         recorder: Recorder,
         backends: Mapping[str, Backend],
         request_admission: Callable[[], None],
         slot_freed: Callable[[], None],
+        settings: Settings = SETTINGS,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        after_submit: AfterSubmit | None = None,
     ) -> None:
         self._kube = kube
         self._tiers = tiers
@@ -87,7 +100,12 @@ class Reconciler:
         self._backends = backends
         self._request_admission = request_admission
         self._slot_freed = slot_freed
+        self._timings = settings.timings
+        self._max_conflicts = settings.limits.max_conflicts
         self._now = now
+        # A test seam: runs right after a backend object was submitted, before its
+        # reference is recorded (where a crash is worst). Never set in production.
+        self.after_submit = after_submit
 
     # ------------------------------------------------------------------ entry points
 
@@ -98,39 +116,54 @@ class Reconciler:
         if body is not None:
             record = SimJobRecord.from_body(body)
         else:
-            fetched = await self._kube.get_simjob(*key)
+            fetched = await self._read(key, None)
             if fetched is None:
                 return None  # deleted meanwhile
-            record = SimJobRecord.from_plain(fetched)
-        for _ in range(MAX_CONFLICTS):
+            record = fetched
+        for _ in range(self._max_conflicts):
             log = simjob_logger(record)
             try:
                 return await self._reconcile(record, log, seen)
             except Conflict:
                 log.debug("status changed meanwhile; re-reading")
+            except TEMPORARY as exc:
+                log.warning("%s; retrying with backoff", exc)
+                raise AlreadyLogged(str(exc)) from exc
             except Exception as exc:
                 log.exception("reconcile failed")
                 raise AlreadyLogged(str(exc)) from exc
-            fresh = await self._kube.get_simjob(*key)
+            fresh = await self._read(key, log)
             if fresh is None:
                 return None
-            record = SimJobRecord.from_plain(fresh)
-        return SETTINGS.timings.stop_poll
+            record = fresh
+        return self._timings.stop_poll
 
-    async def finalize(self, body: Mapping[str, Any]) -> bool:
+    async def finalize(self, record: SimJobRecord) -> bool:
         """The SimJob is being deleted: stop its backend object. True once all is gone."""
-        record = SimJobRecord.from_body(body)
-        for _ in range(MAX_CONFLICTS):
+        for _ in range(self._max_conflicts):
             log = simjob_logger(record)
             try:
                 return await self._finalize(record, log)
             except Conflict:
                 log.debug("status changed meanwhile; re-reading")
-            fresh = await self._kube.get_simjob(record.namespace, record.name)
-            if fresh is None or SimJobRecord.from_plain(fresh).uid != record.uid:
+            except TEMPORARY as exc:
+                log.warning("deleting: %s; retrying", exc)
+                return False
+            fresh = await self._read(record.key, log)
+            if fresh is None or fresh.uid != record.uid:
                 return True
-            record = SimJobRecord.from_plain(fresh)
+            record = fresh
         return False
+
+    async def _read(self, key: Key, log: ObjectLogger | None) -> SimJobRecord | None:
+        try:
+            body = await self._kube.get_simjob(*key)
+        except Unavailable as exc:
+            if log is not None:
+                log.warning("%s; retrying with backoff", exc)
+                raise AlreadyLogged(str(exc)) from exc
+            raise
+        return SimJobRecord.from_plain(body) if body is not None else None
 
     # ------------------------------------------------------------------ the loop
 
@@ -158,10 +191,10 @@ class Reconciler:
         if created is None:
             return 0.0
         age = (self._now() - created).total_seconds()
-        return max(0.0, SETTINGS.timings.unknown_tier_grace - age)
+        return max(0.0, self._timings.unknown_tier_grace - age)
 
     async def _reconcile(
-        self, record: SimJobRecord, log: SimJobLogger, seen: Seen | None
+        self, record: SimJobRecord, log: ObjectLogger, seen: Seen | None
     ) -> float | None:
         if record.deleting:
             return None  # the on.delete handler (finalize) owns it now
@@ -180,24 +213,46 @@ class Reconciler:
                     return wait
         backend = self._backend(record)
         observation = await backend.observe(record, seen) if record.admitted else None
+        return await self._decide(
+            record,
+            backend,
+            log,
+            observation=observation,
+            rejection=resolution if isinstance(resolution, Rejection) else None,
+        )
+
+    async def _decide(
+        self,
+        record: SimJobRecord,
+        backend: Backend,
+        log: ObjectLogger,
+        *,
+        observation: Observation | None,
+        rejection: Rejection | None = None,
+    ) -> float | None:
         verdict = next_phase(
             record.phase,
             reason=record.status.reason,
             cancel=record.cancel,
             admitted=record.admitted,
-            rejection=resolution if isinstance(resolution, Rejection) else None,
+            rejection=rejection,
             observation=observation,
             max_runtime_seconds=record.status.effective_max_runtime_seconds,
         )
         stored = await self._write(record, verdict, observation, log)
-        return await self._act(stored, verdict, backend, resolution, log)
+        again = await self._act(stored, verdict, backend, log)
+        if again is None and observation is not None and not verdict.terminal:
+            return observation.recheck_after
+        return again
 
     async def _write(
         self,
         record: SimJobRecord,
         verdict: Verdict,
         observation: Observation | None,
-        log: SimJobLogger,
+        log: ObjectLogger,
+        *,
+        backend_ref: BackendRef | None = None,
     ) -> SimJobRecord:
         new_status = build_status(
             record.status,
@@ -206,6 +261,7 @@ class Reconciler:
             generation=record.generation,
             owner=record.owner,
             observation=observation,
+            backend_ref=backend_ref,
         )
         stored = await self._recorder.record(record, new_status, verdict, log)
         if verdict.terminal and not is_terminal(record.phase):
@@ -213,12 +269,7 @@ class Reconciler:
         return stored
 
     async def _act(
-        self,
-        record: SimJobRecord,
-        verdict: Verdict,
-        backend: Backend,
-        resolution: Effective | Rejection | None,
-        log: SimJobLogger,
+        self, record: SimJobRecord, verdict: Verdict, backend: Backend, log: ObjectLogger
     ) -> float | None:
         if verdict.action == Action.ADMIT:
             self._request_admission()
@@ -226,26 +277,98 @@ class Reconciler:
         if verdict.action == Action.STOP:
             gone = await backend.cancel(record)
             log.info("stopping %s: %s", backend.backend_id(record), "gone" if gone else "waiting")
-            return 0.0 if gone else SETTINGS.timings.stop_poll
+            return 0.0 if gone else self._timings.stop_poll
         if verdict.action == Action.SUBMIT:
-            effective = effective_from_status(record)
-            if effective is None and isinstance(resolution, Effective):
-                effective = resolution
-            if effective is None:
-                log.error("admitted without recorded resources; cannot submit")
-                return SETTINGS.timings.stop_poll
-            result = await backend.submit(record, effective)
-            log.bind(backend_id=result.backend_id).info(
-                "submit: %s (%s)", result.outcome, result.message
-            )
-            if result.outcome == Submitted.BLOCKED:
-                return SETTINGS.timings.stop_poll
-            return None
+            return await self._submit(record, backend, log)
         if verdict.terminal:
             return await self._expire(record, log)
         return None
 
-    async def _finalize(self, record: SimJobRecord, log: SimJobLogger) -> bool:
+    async def _submit(
+        self, record: SimJobRecord, backend: Backend, log: ObjectLogger
+    ) -> float | None:
+        grant = record.status.grant or legacy_grant(record)
+        if grant is None:
+            rejection = Rejection(Reason.INVALID_SPEC, "admitted without a recorded grant")
+            return await self._fail(record, backend, log, rejection)
+        try:
+            result = await backend.submit(record, grant)
+        except Refused as exc:
+            return await self._fail(record, backend, log, Rejection(Reason.REFUSED, exc.message))
+        if isinstance(result, RetryAfter):
+            log.info("submit: %s; again in %.1f s", result.message, result.delay)
+            return result.delay
+        if isinstance(result, Rejected):
+            return await self._fail(record, backend, log, Rejection(result.reason, result.message))
+        if self.after_submit is not None:
+            self.after_submit(record, result.ref)
+        log.bind(backend_id=result.ref.name or result.ref.id).info("submit: %s", result.message)
+        await self._record_ref(record, backend, result, log)
+        return None
+
+    async def _fail(
+        self, record: SimJobRecord, backend: Backend, log: ObjectLogger, rejection: Rejection
+    ) -> float | None:
+        """The backend refused the SimJob for good: it fails with the reason."""
+        failed = Observation(
+            ObservedState.FAILED, reason=rejection.reason, message=rejection.message
+        )
+        log.warning("submit refused (%s): %s", rejection.reason, rejection.message)
+        return await self._decide(record, backend, log, observation=failed)
+
+    async def _record_ref(
+        self, record: SimJobRecord, backend: Backend, result: Submitted, log: ObjectLogger
+    ) -> None:
+        """Write status.backendRef (with the usual precondition; re-read on a conflict).
+        When the SimJob was deleted, replaced or ended while the object was created,
+        nobody else would ever track or stop it: cancel it here."""
+        current = record
+        for _ in range(self._max_conflicts):
+            if current.status.backend_ref == result.ref:
+                return
+            keep = Verdict(phase=current.phase or Phase.PENDING, reason=None, message=None)
+            try:
+                await self._write(current, keep, None, log, backend_ref=result.ref)
+                return
+            except Gone:
+                break
+            except Conflict:
+                fresh = await self._read(record.key, log)
+                if fresh is None or fresh.uid != record.uid or is_terminal(fresh.phase):
+                    break
+                current = fresh
+        else:
+            log.warning("could not record %s (conflicts); the next pass adopts it", result.ref)
+            return
+        orphan = record.with_status(record.status.model_copy(update={"backend_ref": result.ref}))
+        await self._cancel_orphan(orphan, backend, log)
+
+    async def _cancel_orphan(
+        self, record: SimJobRecord, backend: Backend, log: ObjectLogger
+    ) -> None:
+        attempts = SETTINGS.slurm.unwanted_cancel_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                gone = await backend.cancel(record)
+            except TEMPORARY as exc:
+                gone = False
+                log.warning("cancelling %s failed: %s", backend.backend_id(record), exc)
+            if gone:
+                log.warning(
+                    "the SimJob went away while it was submitted; cancelled its %s",
+                    backend.backend_id(record),
+                )
+                return
+            if attempt < attempts:
+                await asyncio.sleep(self._timings.stop_poll * 2 ** (attempt - 1))
+        log.error(
+            "%s outlived its SimJob and could not be cancelled after %d attempts; "
+            "cancel it by hand",
+            backend.backend_id(record),
+            attempts,
+        )
+
+    async def _finalize(self, record: SimJobRecord, log: ObjectLogger) -> bool:
         backend = self._backend(record)
         if is_terminal(record.phase):
             # Nothing runs and the slot is free: ask once, do not wait for pods'
@@ -281,21 +404,20 @@ class Reconciler:
         self._slot_freed()
         return True
 
-    async def _expire(self, record: SimJobRecord, log: SimJobLogger) -> float | None:
-        """Delete a finished SimJob once its tier's ttlSecondsAfterFinished has passed."""
+    async def _expire(self, record: SimJobRecord, log: ObjectLogger) -> float | None:
+        """Delete a finished SimJob once its grant's ttlSecondsAfterFinished has passed."""
         finished = parse_time(record.status.completion_time)
         if finished is None:
             return None
-        tier, _error = await self._tiers.get(record.tier_name)
-        if tier is None or tier.ttl_seconds_after_finished is None:
+        ttl = record.status.grant.ttl_seconds_after_finished if record.status.grant else None
+        if ttl is None and record.status.grant is None:  # admitted by an older operator
+            tier, _error = await self._tiers.get(record.tier_name)
+            ttl = tier.ttl_seconds_after_finished if tier is not None else None
+        if ttl is None:
             return None
-        left = tier.ttl_seconds_after_finished - (self._now() - finished).total_seconds()
+        left = ttl - (self._now() - finished).total_seconds()
         if left > 0:
             return left
-        log.info(
-            "deleting: finished %.0f s ago (ttlSecondsAfterFinished %d)",
-            tier.ttl_seconds_after_finished - left,
-            tier.ttl_seconds_after_finished,
-        )
+        log.info("deleting: finished %.0f s ago (ttlSecondsAfterFinished %d)", ttl - left, ttl)
         await self._kube.delete_simjob(record.namespace, record.name, uid=record.uid)
         return None

@@ -15,15 +15,14 @@ from simjob_operator.core.logs import SimJobLogger
 from simjob_operator.core.phases import Phase, Verdict
 from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.statuses import status_patch
-from simjob_operator.kube.client import Kube
+from simjob_operator.kube.seam import KubeApi
 
 WARNING_PHASES = frozenset({Phase.FAILED, Phase.TIMED_OUT})
 
 
 class Recorder:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: KubeApi) -> None:
         self.kube = kube
-        self.writes = 0  # status writes that succeeded (for logs and benchmarks)
 
     async def record(
         self,
@@ -39,7 +38,6 @@ class Recorder:
         body = await self.kube.patch_simjob_status(
             record.namespace, record.name, patch, resource_version=record.resource_version
         )
-        self.writes += 1
         stored = SimJobRecord.from_plain(body)
         old_phase = record.phase or Phase.PENDING
         new_phase = stored.phase or Phase.PENDING

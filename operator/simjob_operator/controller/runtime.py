@@ -1,13 +1,13 @@
 """The operator's moving parts, wired together and started as asyncio tasks.
 
-``Runtime`` owns one ``kube.Kube`` client, the ``tiers.TierCache``, the
-backends (Kubernetes, and Slurm with its pollers' task), the reconcile
-``workqueue.WorkQueue`` (drained by ``reconciling.Reconciler``), the
-``admitting.Admitter`` and the newest SimJob body each watch event delivered
-(``simjobs``: where a reconcile triggered by a Job event starts, instead of a
-GET). ``handlers`` creates
-it on startup, feeds it from kopf's watches, and stops it on cleanup by
-putting sentinels into its queues (no Task.cancel()).
+``Runtime`` owns one ``kube.seam.KubeApi`` client, the ``controller.tiers.TierCache``,
+the backends (Kubernetes, and Slurm with its pollers' task), the reconcile
+``controller.workqueue.WorkQueue`` (drained by ``controller.reconciler.Reconciler``),
+the ``controller.admitter.Admitter`` and the newest SimJob body each watch event
+delivered (``simjobs``: where a reconcile triggered by a Job event starts, instead
+of a GET). It takes one ``core.settings.Settings`` and hands each part what it
+needs. ``controller.handlers`` creates it on startup, feeds it from kopf's watches,
+and stops it on cleanup by putting sentinels into its queues (no Task.cancel()).
 """
 
 from __future__ import annotations
@@ -29,35 +29,43 @@ from simjob_operator.controller.tiers import TierCache
 from simjob_operator.controller.workqueue import Key, WorkQueue
 from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
+from simjob_operator.core.settings import Settings
 from simjob_operator.core.sightings import Seen, Sighting
-from simjob_operator.kube.client import POOL_SIZE, Kube
+from simjob_operator.kube.seam import KubeApi
 
-logger = logging.getLogger("simjob_operator.controller.runtime")
+logger = logging.getLogger("simjob_operator.runtime")
 
 
 class Runtime:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: KubeApi, settings: Settings = SETTINGS) -> None:
         self.kube = kube
+        self.settings = settings
         self.tiers = TierCache(kube)
         self.recorder = Recorder(kube)
-        self.backends: dict[str, Backend] = {c.BACKEND_KUBERNETES: KubernetesBackend(kube)}
-        self.queue = WorkQueue(
+        self.queue: WorkQueue[Sighting] = WorkQueue(
             self._process,
-            workers=SETTINGS.limits.reconcile_workers,
+            workers=settings.limits.reconcile_workers,
             logger=logger,
             merge=Sighting.merge,
         )
-        # The Slurm backend polls its clusters in batches and feeds the queue itself.
+        # The Slurm backend polls its clusters in batches and wakes the queue itself.
         self.slurm = SlurmBackend(
-            kube, self.tiers, self.recorder, enqueue=self.queue.add, requeue=self.queue.add_after
+            kube,
+            notify=self.queue.add,
+            settings=settings.slurm,
+            unknown_grace=settings.timings.unknown_tier_grace,
         )
-        self.backends[c.BACKEND_SLURM] = self.slurm
+        self.backends: dict[str, Backend] = {
+            c.BACKEND_KUBERNETES: KubernetesBackend(kube, retry_delay=settings.timings.stop_poll),
+            c.BACKEND_SLURM: self.slurm,
+        }
         self.admitter = Admitter(
             kube=kube,
             tiers=self.tiers,
             recorder=self.recorder,
             backends=self.backends,
             on_admitted=self._admitted,
+            timings=settings.timings,
         )
         self.reconciler = Reconciler(
             kube=kube,
@@ -66,6 +74,7 @@ class Runtime:
             backends=self.backends,
             request_admission=self.admitter.trigger,
             slot_freed=self.admitter.slot_freed,
+            settings=settings,
         )
         self._tasks: list[asyncio.Task[None]] = []
         # The newest SimJob bodies from the watch (kopf's; parsed from a copy). A
@@ -85,11 +94,11 @@ class Runtime:
 
     def resync(self, key: Key, body: Mapping[str, Any]) -> None:
         """The resync timer's tick: reconcile ``key`` unless a reconcile looked at it
-        within the last RESYNC_INTERVAL_SECONDS (a watch event, a retry or admission
-        did the timer's work: the timer is for SimJobs nothing else looks at)."""
+        within the last resync interval (a watch event, a retry or admission did the
+        timer's work: the timer is for SimJobs nothing else looks at)."""
         last = self._reconciled.get(key)
         now = asyncio.get_running_loop().time()
-        if last is None or now - last >= SETTINGS.timings.resync_interval:
+        if last is None or now - last >= self.settings.timings.resync_interval:
             self.queue.add(key, Sighting(simjob=body))
 
     def forget(self, key: Key) -> None:
@@ -101,7 +110,9 @@ class Runtime:
         # Every API call runs in a thread: give them as many threads as connections.
         loop = asyncio.get_running_loop()
         loop.set_default_executor(
-            ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="simjob-api")
+            ThreadPoolExecutor(
+                max_workers=self.settings.limits.api_pool_size, thread_name_prefix="simjob-api"
+            )
         )
         self._tasks = [
             asyncio.create_task(self.queue.run(), name="simjob-reconcile-queue"),

@@ -13,11 +13,11 @@ from typing import Any
 
 from simjob_operator.api.simtier import SimTierSpec
 from simjob_operator.core.records import parse_tier
-from simjob_operator.kube.client import Kube
+from simjob_operator.kube.seam import KubeApi
 
 
 class TierCache:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: KubeApi) -> None:
         self._kube = kube
         self._bodies: dict[str, dict[str, Any]] = {}
 

@@ -20,8 +20,10 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from simjob_operator.core.logs import key_logger
+from simjob_operator.core.records import Key
 
-Key = tuple[str, str]  # (namespace, name)
+__all__ = ["AlreadyLogged", "Key", "WorkQueue"]
+
 T = TypeVar("T")
 Process = Callable[[Key, T | None], Awaitable[float | None]]
 
@@ -59,11 +61,6 @@ class WorkQueue(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._waiting) + len(self._dirty)
-
-    @property
-    def busy(self) -> int:
-        """Keys being processed right now."""
-        return len(self._processing)
 
     def _combined(self, older: T | None, newer: T | None) -> T | None:
         if newer is None:
@@ -136,10 +133,8 @@ class WorkQueue(Generic[T]):
             failures = self._failures.get(key, 0) + 1
             self._failures[key] = failures
             delay = min(BACKOFF_MAX, BACKOFF_BASE * 2.0 ** (failures - 1))
-            log = key_logger(*key, base=self._logger)
-            if isinstance(exc, AlreadyLogged):
-                log.info("retrying in %.1f s (attempt %d failed)", delay, failures)
-            else:
+            if not isinstance(exc, AlreadyLogged):  # the reconciler logs with full identity
+                log = key_logger(*key, base=self._logger)
                 log.exception("reconcile failed (attempt %d); retrying in %.1f s", failures, delay)
             return delay
         self._failures.pop(key, None)

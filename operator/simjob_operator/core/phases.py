@@ -20,19 +20,48 @@ Rules, in order of precedence:
 3. Cancel: nothing on the backend -> Cancelled; otherwise stop it first and
    report Cancelled only once it is gone (never "Cancelled" while pods live).
    Deleting a SimJob is handled the same way, with reason Deleted.
-4. Before admission: a rejection fails the SimJob; otherwise it waits.
+4. Before admission: a rejection fails the SimJob; otherwise it waits or starts.
 5. After admission: the phase follows the backend, forward only.
+
+Each rule is one function (``terminal_is_forever``, ``observed_outcome_wins``,
+``cancel_converges``, ``admission_decides``, ``backend_leads``); ``RULES`` is the
+table, and the first rule with a verdict decides. The inputs are in
+``core.observations``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
 
 from simjob_operator.api import names as c
 from simjob_operator.api.reasons import Reason
+from simjob_operator.core.observations import (
+    FINISHED_STATES,
+    ROUTINE_PENDING_REASONS,
+    Admission,
+    AdmissionState,
+    Observation,
+    ObservedState,
+    Rejection,
+)
+
+__all__ = [
+    "FINISHED_STATES",
+    "ROUTINE_PENDING_REASONS",
+    "Action",
+    "Admission",
+    "AdmissionState",
+    "ConditionChange",
+    "Observation",
+    "ObservedState",
+    "Phase",
+    "Rejection",
+    "Verdict",
+    "is_terminal",
+    "next_phase",
+]
 
 
 class Phase(enum.StrEnum):
@@ -71,75 +100,6 @@ def is_terminal(phase: Phase | str | None) -> bool:
 def can_transition(old: Phase, new: Phase) -> bool:
     """Whether ``old -> new`` is allowed (staying put always is)."""
     return old == new or new in ALLOWED_TRANSITIONS[old]
-
-
-class ObservedState(enum.StrEnum):
-    """What a backend saw of the simulation."""
-
-    ABSENT = "absent"  # no backend object (never created, or gone)
-    PENDING = "pending"  # exists, not yet running (pod pending, Slurm PENDING)
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    DEADLINE_EXCEEDED = "deadline-exceeded"
-    CANCELLED = "cancelled"  # stopped on the backend by someone else (e.g. scancel)
-
-
-# Pending reasons that only say "starting"; others (Unschedulable, ImagePullBackOff,
-# a Slurm reason...) are shown to the user while the SimJob waits.
-ROUTINE_PENDING_REASONS: frozenset[str] = frozenset(
-    {Reason.STARTING, "ContainerCreating", "PodInitializing", "Pending"}
-)
-
-FINISHED_STATES: frozenset[ObservedState] = frozenset(
-    {
-        ObservedState.SUCCEEDED,
-        ObservedState.FAILED,
-        ObservedState.DEADLINE_EXCEEDED,
-        ObservedState.CANCELLED,
-    }
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class Observation:
-    """One look at the backend: state plus whatever detail it offered."""
-
-    state: ObservedState
-    exit_code: int | None = None
-    reason: str | None = None  # e.g. OOMKilled, Error, Unschedulable
-    message: str | None = None
-    start_time: datetime | None = None
-    finish_time: datetime | None = None
-    # Look again after this many seconds although nothing will announce a change
-    # (e.g. a SlurmCluster that may be applied a moment after its SimJob).
-    recheck_after: float | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.state in FINISHED_STATES
-
-
-class AdmissionState(enum.StrEnum):
-    ADMITTED = "admitted"
-    WAITING = "waiting"
-
-
-@dataclasses.dataclass(frozen=True)
-class Admission:
-    """A decision of ``admission`` for one SimJob that does not hold a slot yet."""
-
-    state: AdmissionState
-    position: int | None = None  # 1-based place in the queue when waiting
-    message: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class Rejection:
-    """Why a SimJob cannot run at all (see ``validation``)."""
-
-    reason: str
-    message: str
 
 
 class Action(enum.StrEnum):
@@ -253,6 +213,150 @@ def _finished_verdict(obs: Observation, max_runtime: int | None) -> Verdict:
     return _verdict(Phase.FAILED, reason, message, exit_code=obs.exit_code)
 
 
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    """Everything a rule may look at (the arguments of ``next_phase``)."""
+
+    current: Phase
+    reason: str | None
+    cancel: bool
+    admitted: bool
+    rejection: Rejection | None
+    admission: Admission | None
+    observation: Observation | None
+    max_runtime_seconds: int | None
+    deleted: bool
+
+    @property
+    def stopping(self) -> bool:
+        """We already asked the backend to stop (status.reason says so)."""
+        return self.reason in (Reason.CANCEL_REQUESTED, Reason.DELETED)
+
+    def unchanged(self, action: Action = Action.NONE) -> Verdict:
+        return Verdict(phase=self.current, reason=self.reason, message=None, action=action)
+
+
+def terminal_is_forever(f: Facts) -> Verdict | None:
+    """Rule 1: a finished SimJob never changes (it ignores cancel)."""
+    return f.unchanged() if f.current in TERMINAL_PHASES else None
+
+
+def observed_outcome_wins(f: Facts) -> Verdict | None:
+    """Rule 2: an outcome observed on the backend wins over a cancel request, except a
+    failure or cancellation seen after we started stopping the run: that is our stop."""
+    obs = f.observation
+    if obs is None or not obs.finished:
+        return None
+    stopped = obs.state in (ObservedState.FAILED, ObservedState.CANCELLED)
+    if (f.cancel or f.deleted) and f.stopping and stopped:
+        return _verdict(
+            Phase.CANCELLED,
+            f.reason,
+            "cancelled; the simulation was stopped",
+            exit_code=obs.exit_code,
+        )
+    return _finished_verdict(obs, f.max_runtime_seconds)
+
+
+def cancel_converges(f: Facts) -> Verdict | None:
+    """Rule 3: cancel (and deletion, a cancel nobody will watch end): nothing on the
+    backend -> Cancelled; otherwise record the request, stop, and report Cancelled
+    only once it is gone."""
+    if not (f.cancel or f.deleted):
+        return None
+    why = Reason.CANCEL_REQUESTED if f.cancel else Reason.DELETED
+    obs = f.observation
+    if f.admitted and obs is None:
+        return f.unchanged()  # holding a slot: a backend object may exist, look first
+    if not f.admitted or (obs is not None and obs.state == ObservedState.ABSENT):
+        message = (
+            "cancelled; the simulation was stopped"
+            if f.stopping or f.current == Phase.RUNNING
+            else "cancelled before it started"
+        )
+        return _verdict(Phase.CANCELLED, why, message)
+    assert obs is not None
+    running = obs.state == ObservedState.RUNNING
+    what = "cancel requested" if f.cancel else "deleted"
+    return _verdict(
+        _forward(f.current, Phase.RUNNING if running else Phase.QUEUED),
+        why,
+        f"{what}; stopping the simulation",
+        Action.STOP,
+    )
+
+
+def admission_decides(f: Facts) -> Verdict | None:
+    """Rule 4: without a slot, a rejection fails the SimJob; else it waits or starts."""
+    if f.admitted:
+        return None
+    if f.rejection is not None:
+        rejection = f.rejection
+        return _verdict(
+            Phase.FAILED,
+            rejection.reason,
+            rejection.message,
+            admitted=ConditionChange(c.COND_ADMITTED, "False", rejection.reason, rejection.message),
+        )
+    if f.admission is None:
+        return f.unchanged(Action.ADMIT)
+    if f.admission.state == AdmissionState.WAITING:
+        where = f" (position {f.admission.position})" if f.admission.position else ""
+        message = (f.admission.message or "waiting for a free slot") + where
+        return _verdict(
+            _forward(f.current, Phase.QUEUED),
+            Reason.WAITING_FOR_SLOT,
+            message,
+            admitted=ConditionChange(c.COND_ADMITTED, "False", Reason.WAITING_FOR_SLOT, message),
+            queue_position=f.admission.position,
+        )
+    message = f.admission.message or "a slot is free; starting"
+    return _verdict(
+        _forward(f.current, Phase.QUEUED),
+        Reason.ADMITTED,
+        message,
+        Action.SUBMIT,
+        admitted=ConditionChange(c.COND_ADMITTED, "True", Reason.ADMITTED, message),
+        admitted_now=True,
+    )
+
+
+def backend_leads(f: Facts) -> Verdict | None:
+    """Rule 5: holding a slot, the phase follows the backend, forward only."""
+    obs = f.observation
+    if obs is None:
+        return f.unchanged()
+    if obs.state == ObservedState.ABSENT:
+        if f.current == Phase.RUNNING:
+            return _verdict(
+                Phase.FAILED,
+                Reason.BACKEND_LOST,
+                obs.message or "the backend object disappeared while running",
+            )
+        return _verdict(f.current, f.reason or Reason.ADMITTED, None, Action.SUBMIT)
+    if obs.state == ObservedState.PENDING:
+        shown = _forward(f.current, Phase.QUEUED)
+        if shown == Phase.RUNNING:
+            return _verdict(shown, Reason.STARTED, None)
+        if (obs.reason or Reason.STARTING) in ROUTINE_PENDING_REASONS:
+            if shown == f.current:  # nothing worth a write: the pod is simply starting
+                return f.unchanged()
+            return _verdict(shown, f.reason or Reason.ADMITTED, None)
+        detail = obs.message or "waiting for the backend to start the simulation"
+        return _verdict(shown, obs.reason, detail)
+    return _verdict(_forward(f.current, Phase.RUNNING), Reason.STARTED, "the simulation is running")
+
+
+# The rule table, in order of precedence: the first rule with a verdict decides.
+RULES: tuple[Callable[[Facts], Verdict | None], ...] = (
+    terminal_is_forever,
+    observed_outcome_wins,
+    cancel_converges,
+    admission_decides,
+    backend_leads,
+)
+
+
 def next_phase(
     phase: Phase | None,
     *,
@@ -273,106 +377,19 @@ def next_phase(
     ``observation``: the backend's view, or None when nobody looked.
     ``deleted``: the SimJob is being deleted; handled like a cancel (reason Deleted).
     """
-    current = Phase(phase) if phase is not None else Phase.PENDING
-
-    # 1. Terminal is forever.
-    if current in TERMINAL_PHASES:
-        return Verdict(phase=current, reason=reason, message=None, action=Action.NONE)
-
-    stopping = reason in (Reason.CANCEL_REQUESTED, Reason.DELETED)
-
-    # 2. Observed outcomes win over cancel requests (except our own stop).
-    if observation is not None and observation.finished:
-        stopped = observation.state in (ObservedState.FAILED, ObservedState.CANCELLED)
-        if (cancel or deleted) and stopping and stopped:
-            return _verdict(
-                Phase.CANCELLED,
-                reason,
-                "cancelled; the simulation was stopped",
-                exit_code=observation.exit_code,
-            )
-        return _finished_verdict(observation, max_runtime_seconds)
-
-    # 3. Cancel (deletion is a cancel that nobody will watch end).
-    if cancel or deleted:
-        why = Reason.CANCEL_REQUESTED if cancel else Reason.DELETED
-        if admitted and observation is None:
-            # Holding a slot means a backend object may exist: look before deciding.
-            return Verdict(phase=current, reason=reason, message=None, action=Action.NONE)
-        if not admitted or (observation is not None and observation.state == ObservedState.ABSENT):
-            message = (
-                "cancelled; the simulation was stopped"
-                if stopping or current == Phase.RUNNING
-                else "cancelled before it started"
-            )
-            return _verdict(Phase.CANCELLED, why, message)
-        # Something lives on the backend: record the request first, then stop it.
-        assert observation is not None
-        running = observation.state == ObservedState.RUNNING
-        return _verdict(
-            _forward(current, Phase.RUNNING if running else Phase.QUEUED),
-            why,
-            "cancel requested; stopping the simulation"
-            if cancel
-            else "deleted; stopping the simulation",
-            Action.STOP,
-        )
-
-    # 4. Not holding a slot yet.
-    if not admitted:
-        if rejection is not None:
-            return _verdict(
-                Phase.FAILED,
-                rejection.reason,
-                rejection.message,
-                admitted=ConditionChange(
-                    c.COND_ADMITTED, "False", rejection.reason, rejection.message
-                ),
-            )
-        if admission is None:
-            return Verdict(phase=current, reason=reason, message=None, action=Action.ADMIT)
-        if admission.state == AdmissionState.WAITING:
-            where = f" (position {admission.position})" if admission.position else ""
-            message = (admission.message or "waiting for a free slot") + where
-            return _verdict(
-                _forward(current, Phase.QUEUED),
-                Reason.WAITING_FOR_SLOT,
-                message,
-                admitted=ConditionChange(
-                    c.COND_ADMITTED, "False", Reason.WAITING_FOR_SLOT, message
-                ),
-                queue_position=admission.position,
-            )
-        message = admission.message or "a slot is free; starting"
-        return _verdict(
-            _forward(current, Phase.QUEUED),
-            Reason.ADMITTED,
-            message,
-            Action.SUBMIT,
-            admitted=ConditionChange(c.COND_ADMITTED, "True", Reason.ADMITTED, message),
-            admitted_now=True,
-        )
-
-    # 5. Holding a slot: follow the backend.
-    if observation is None:
-        return Verdict(phase=current, reason=reason, message=None, action=Action.NONE)
-    if observation.state == ObservedState.ABSENT:
-        if current == Phase.RUNNING:
-            return _verdict(
-                Phase.FAILED,
-                Reason.BACKEND_LOST,
-                observation.message or "the backend object disappeared while running",
-            )
-        return _verdict(current, reason or Reason.ADMITTED, None, Action.SUBMIT)
-    if observation.state == ObservedState.PENDING:
-        shown = _forward(current, Phase.QUEUED)
-        if shown == Phase.RUNNING:
-            return _verdict(shown, Reason.STARTED, None)
-        if (observation.reason or Reason.STARTING) in ROUTINE_PENDING_REASONS:
-            if shown == current:  # nothing worth a write: the pod is simply starting
-                return Verdict(phase=current, reason=reason, message=None)
-            return _verdict(shown, reason or Reason.ADMITTED, None)
-        detail = observation.message or "waiting for the backend to start the simulation"
-        return _verdict(shown, observation.reason, detail)
-    # RUNNING
-    return _verdict(_forward(current, Phase.RUNNING), Reason.STARTED, "the simulation is running")
+    facts = Facts(
+        current=Phase(phase) if phase is not None else Phase.PENDING,
+        reason=reason,
+        cancel=cancel,
+        admitted=admitted,
+        rejection=rejection,
+        admission=admission,
+        observation=observation,
+        max_runtime_seconds=max_runtime_seconds,
+        deleted=deleted,
+    )
+    for rule in RULES:
+        verdict = rule(facts)
+        if verdict is not None:
+            return verdict
+    raise AssertionError("backend_leads always decides")  # pragma: no cover

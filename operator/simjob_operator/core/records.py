@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
@@ -23,19 +22,7 @@ from simjob_operator.api.simjob import SimJobSpec, SimJobStatus
 from simjob_operator.api.simtier import SimTierSpec
 from simjob_operator.core.phases import Phase
 
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC, second precision, as Kubernetes writes timestamps."""
-    return moment.astimezone(UTC).strftime(TIME_FORMAT)
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """Inverse of ``format_time``; also accepts fractional seconds and offsets."""
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+Key = tuple[str, str]  # (namespace, name): how queues and caches name a SimJob
 
 
 def plain(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,7 +83,7 @@ class SimJobRecord:
         )
 
     @property
-    def key(self) -> tuple[str, str]:
+    def key(self) -> Key:
         return (self.namespace, self.name)
 
     @property

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from simjob_operator.api import names as c
-from simjob_operator.api.simjob import BackendRef, Condition, Resources, SimJobStatus, Usage
+from simjob_operator.api.simjob import BackendRef, Condition, Grant, Resources, SimJobStatus, Usage
 from simjob_operator.core.phases import (
     TERMINAL_PHASES,
     ConditionChange,
@@ -24,8 +24,7 @@ from simjob_operator.core.phases import (
     Verdict,
 )
 from simjob_operator.core.quantities import QuantityError, cpu_cores
-from simjob_operator.core.records import format_time, parse_time
-from simjob_operator.core.validation import Effective
+from simjob_operator.core.times import format_time, parse_time
 
 _CONDITION_ORDER = (c.COND_ADMITTED, c.COND_RUNNING, c.COND_FINISHED)
 
@@ -61,12 +60,6 @@ def set_conditions(
     return known + [by_type[name] for name in sorted(by_type)]
 
 
-def backend_ref_for(effective: Effective, job_name: str) -> BackendRef:
-    if effective.backend == c.BACKEND_KUBERNETES:
-        return BackendRef(kind=c.JOB_KIND, name=job_name)
-    return BackendRef(kind="SlurmJob")
-
-
 def _usage(status: SimJobStatus, end: datetime) -> Usage:
     start = parse_time(status.start_time)
     wall = max(0.0, (end - start).total_seconds()) if start is not None else 0.0
@@ -87,7 +80,7 @@ def build_status(
     generation: int,
     owner: str | None = None,
     observation: Observation | None = None,
-    effective: Effective | None = None,
+    grant: Grant | None = None,
     backend_ref: BackendRef | None = None,
 ) -> SimJobStatus:
     """The status after ``verdict``. Pure; ``status`` is not modified."""
@@ -96,6 +89,8 @@ def build_status(
     phase = verdict.phase
     if old_phase in TERMINAL_PHASES:
         return new  # terminal is forever (next_phase guarantees it; be defensive)
+    if backend_ref is not None:
+        new.backend_ref = backend_ref
     if not verdict.conditions and phase == (old_phase or Phase.PENDING):
         return new  # nothing decided (e.g. waiting for admission or an observation)
 
@@ -115,16 +110,14 @@ def build_status(
 
     if phase == Phase.QUEUED and new.queued_time is None:
         new.queued_time = format_time(now)
-    if verdict.admitted_now and effective is not None:
-        new.resources = Resources(cpu=effective.cpu, memory=effective.memory, gpu=effective.gpu)
-        new.effective_max_runtime_seconds = effective.max_runtime_seconds
-        if backend_ref is not None:
-            new.backend_ref = backend_ref
+    if verdict.admitted_now and grant is not None:
+        new.grant = grant.model_copy(deep=True)
+        new.resources = Resources(cpu=grant.cpu, memory=grant.memory, gpu=grant.gpu)
+        new.effective_max_runtime_seconds = grant.max_runtime_seconds
 
     started = observation.start_time if observation is not None else None
     if phase == Phase.RUNNING and new.start_time is None:
         new.start_time = format_time(started or now)
-        new.usage = Usage()
     if phase in TERMINAL_PHASES:
         if new.start_time is None and started is not None:
             new.start_time = format_time(started)

@@ -21,7 +21,7 @@ import dataclasses
 
 from simjob_operator.api import names as c
 from simjob_operator.api.reasons import Reason
-from simjob_operator.api.simjob import SimJobSpec
+from simjob_operator.api.simjob import Grant, SimJobSpec
 from simjob_operator.api.simtier import SimTierSpec
 from simjob_operator.core.phases import Rejection
 from simjob_operator.core.quantities import QuantityError, cpu_cores
@@ -29,19 +29,29 @@ from simjob_operator.core.quantities import QuantityError, cpu_cores
 
 @dataclasses.dataclass(frozen=True)
 class Effective:
-    """What a valid SimJob gets from its tier."""
+    """What a valid SimJob gets from its tier: the ``Grant`` admission records, and
+    the slot limit admission decides with."""
 
     tier: str
     owner: str
     backend: str
-    cpu: str
-    memory: str
-    gpu: int
-    cpu_cores: float
-    max_runtime_seconds: int
+    grant: Grant
     max_concurrent_per_owner: int
-    priority_class_name: str | None
-    ttl_seconds_after_finished: int | None
+
+
+def grant_of(spec: SimJobSpec, tier: SimTierSpec) -> Grant:
+    """What ``tier`` grants ``spec``: copied at admission, never re-read. Pure."""
+    return Grant(
+        cpu=tier.cpu,
+        memory=tier.memory,
+        gpu=tier.gpu,
+        max_runtime_seconds=spec.max_runtime_seconds or tier.max_runtime_seconds,
+        priority_class_name=tier.priority_class_name,
+        ttl_seconds_after_finished=tier.ttl_seconds_after_finished,
+        slurm=tier.slurm.model_copy(deep=True) if tier.slurm is not None else None,
+        node_selector=dict(tier.node_selector),
+        tolerations=[toleration.model_copy() for toleration in tier.tolerations],
+    )
 
 
 def _reserved_keys(spec: SimJobSpec) -> list[str]:
@@ -92,16 +102,11 @@ def resolve(
         cores = cpu_cores(tier.cpu)
     except QuantityError as exc:  # the CRD pattern should have caught it
         return Rejection(Reason.UNKNOWN_TIER, f"SimTier {spec.tier!r} is not usable: {exc}")
+    del cores  # a tier whose cpu is no number is unusable (checked above)
     return Effective(
         tier=spec.tier,
         owner=spec.owner or namespace,
         backend=spec.backend,
-        cpu=tier.cpu,
-        memory=tier.memory,
-        gpu=tier.gpu,
-        cpu_cores=cores,
-        max_runtime_seconds=spec.max_runtime_seconds or tier.max_runtime_seconds,
+        grant=grant_of(spec, tier),
         max_concurrent_per_owner=tier.max_concurrent_per_owner,
-        priority_class_name=tier.priority_class_name,
-        ttl_seconds_after_finished=tier.ttl_seconds_after_finished,
     )

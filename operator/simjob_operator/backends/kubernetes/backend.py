@@ -25,13 +25,14 @@ from typing import Any
 
 from simjob_operator.api import names as c
 from simjob_operator.api.reasons import Reason
-from simjob_operator.backends.base import SubmitResult, Submitted
+from simjob_operator.api.simjob import BackendRef, Grant
+from simjob_operator.backends.base import RetryAfter, SubmitResult, Submitted
 from simjob_operator.backends.kubernetes.manifests import build_job_manifest, job_name
 from simjob_operator.core.phases import Observation, ObservedState
-from simjob_operator.core.records import SimJobRecord, parse_time
+from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.sightings import Seen
-from simjob_operator.core.validation import Effective
-from simjob_operator.kube.client import AlreadyExists, Kube
+from simjob_operator.core.times import parse_time
+from simjob_operator.kube.seam import AlreadyExists, KubeApi
 
 Body = Mapping[str, Any]
 
@@ -167,8 +168,9 @@ def _is_ours(job: Body | None, record: SimJobRecord) -> bool:
 class KubernetesBackend:
     kind = c.JOB_KIND
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: KubeApi, *, retry_delay: float = 1.0) -> None:
         self.kube = kube
+        self.retry_delay = retry_delay
 
     def backend_id(self, record: SimJobRecord) -> str:
         return job_name(record.name)
@@ -180,7 +182,10 @@ class KubernetesBackend:
             return None, None
         return (job, None) if _is_ours(job, record) else (None, job)
 
-    async def submit(self, record: SimJobRecord, effective: Effective) -> SubmitResult:
+    def planned_ref(self, record: SimJobRecord) -> BackendRef:
+        return BackendRef(kind=c.JOB_KIND, name=self.backend_id(record))
+
+    async def submit(self, record: SimJobRecord, grant: Grant) -> SubmitResult:
         assert record.spec is not None
         name = self.backend_id(record)
         manifest = build_job_manifest(
@@ -188,23 +193,24 @@ class KubernetesBackend:
             name=record.name,
             uid=record.uid,
             spec=record.spec,
-            effective=effective,
+            owner=record.owner,
+            grant=grant,
         )
+        ref = self.planned_ref(record)
         try:
             await self.kube.create_job(record.namespace, manifest)
         except AlreadyExists:
             ours, foreign = await self._own_job(record)
             if ours is not None:
-                return SubmitResult(Submitted.ADOPTED, name, "adopted the existing Job")
+                return Submitted(ref, created=False, message=f"adopted the existing Job {name}")
             if foreign is not None:
                 other = ((foreign.get("metadata") or {}).get("labels") or {}).get(c.LABEL_UID)
-                return SubmitResult(
-                    Submitted.BLOCKED,
-                    name,
+                return RetryAfter(
+                    self.retry_delay,
                     f"Job {name} belongs to another SimJob (uid {other}); waiting for its removal",
                 )
-            return SubmitResult(Submitted.BLOCKED, name, f"Job {name} is being deleted; retrying")
-        return SubmitResult(Submitted.CREATED, name, f"created Job {name}")
+            return RetryAfter(self.retry_delay, f"Job {name} is being deleted; retrying")
+        return Submitted(ref, created=True, message=f"created Job {name}")
 
     async def observe(self, record: SimJobRecord, seen: Seen | None = None) -> Observation:
         if seen is not None and seen.nothing_for(record.resource_version):

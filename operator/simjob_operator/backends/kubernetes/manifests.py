@@ -1,7 +1,7 @@
 """The batch/v1 Job that runs one SimJob on Kubernetes: pure builders.
 
-``build_job_manifest`` turns a SimJob (its record) and its ``Effective`` tier
-settings into a Job dict: a deterministic name (``job_name``), an owner
+``build_job_manifest`` turns a SimJob and the ``Grant`` recorded at its admission
+into a Job dict: a deterministic name (``job_name``), an owner
 reference (controller, blockOwnerDeletion) for garbage collection, the
 ``simjob.io/*`` labels that let ``backends.kubernetes_backend`` find and adopt
 it, requests = limits = the tier, the runtime as activeDeadlineSeconds, no
@@ -15,8 +15,7 @@ import re
 from typing import Any
 
 from simjob_operator.api import names as c
-from simjob_operator.api.simjob import SimJobSpec
-from simjob_operator.core.validation import Effective
+from simjob_operator.api.simjob import Grant, SimJobSpec
 
 MAX_NAME_LENGTH = 63  # Job names become a pod label value
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -72,11 +71,11 @@ def owner_reference(*, name: str, uid: str) -> dict[str, Any]:
     }
 
 
-def resources(effective: Effective) -> dict[str, dict[str, str]]:
-    """Requests = limits = the tier (Guaranteed QoS), plus GPUs when any."""
-    amounts = {"cpu": effective.cpu, "memory": effective.memory}
-    if effective.gpu > 0:
-        amounts[c.GPU_RESOURCE] = str(effective.gpu)
+def resources(grant: Grant) -> dict[str, dict[str, str]]:
+    """Requests = limits = the grant (Guaranteed QoS), plus GPUs when any."""
+    amounts = {"cpu": grant.cpu, "memory": grant.memory}
+    if grant.gpu > 0:
+        amounts[c.GPU_RESOURCE] = str(grant.gpu)
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
@@ -105,17 +104,18 @@ def build_job_manifest(
     name: str,
     uid: str,
     spec: SimJobSpec,
-    effective: Effective,
+    owner: str,
+    grant: Grant,
 ) -> dict[str, Any]:
     """The Job for SimJob ``namespace/name`` (uid ``uid``). Pure and deterministic."""
-    labels = job_labels(name=name, uid=uid, owner=effective.owner, tier=effective.tier)
+    labels = job_labels(name=name, uid=uid, owner=owner, tier=spec.tier)
     user_labels = dict(spec.pod_metadata.labels) if spec.pod_metadata else {}
     user_annotations = dict(spec.pod_metadata.annotations) if spec.pod_metadata else {}
     container: dict[str, Any] = {
         "name": c.CONTAINER_NAME,
         "image": spec.image,
         "command": list(spec.command),
-        "resources": resources(effective),
+        "resources": resources(grant),
         "securityContext": container_security_context(),
     }
     if spec.args:
@@ -131,8 +131,12 @@ def build_job_manifest(
         "securityContext": pod_security_context(),
         "containers": [container],
     }
-    if effective.priority_class_name:
-        pod_spec["priorityClassName"] = effective.priority_class_name
+    if grant.priority_class_name:
+        pod_spec["priorityClassName"] = grant.priority_class_name
+    if grant.node_selector:
+        pod_spec["nodeSelector"] = dict(grant.node_selector)
+    if grant.tolerations:
+        pod_spec["tolerations"] = [toleration.to_api() for toleration in grant.tolerations]
     template_meta: dict[str, Any] = {"labels": {**user_labels, **labels}}
     if user_annotations:
         template_meta["annotations"] = user_annotations
@@ -149,7 +153,7 @@ def build_job_manifest(
             "backoffLimit": 0,
             "completions": 1,
             "parallelism": 1,
-            "activeDeadlineSeconds": effective.max_runtime_seconds,
+            "activeDeadlineSeconds": grant.max_runtime_seconds,
             "template": {"metadata": template_meta, "spec": pod_spec},
         },
     }

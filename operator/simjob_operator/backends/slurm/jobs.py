@@ -2,16 +2,16 @@
 
 ``marker`` names a SimJob's Slurm job (``simjob-<uid>``: the job name that
 ``SlurmClient.find`` looks up, so a job submitted before a crash is adopted, never
-submitted twice). ``job_spec`` turns a SimJob, what it was admitted with
-(``validation.Effective``) and its tier's ``slurm`` section into a
-``slurm_bridge.JobSpec``: --cpus-per-task (the tier's ``slurm.cpusPerTask`` or its cpu
-rounded up), --mem in MiB (the tier's ``slurm.memory`` or its memory), --time (the
-runtime limit in minutes, rounded up), partition/QOS/account (the SimJob's
-``spec.slurm`` over the tier's). ``interpret`` maps a ``slurm_bridge.JobState`` to a
-``phases.Observation`` (see the table in docs/slurm.md); ``failure_message`` says how a
-job failed, with the tail of its output. ``job_id_of`` reads the job id recorded in
-status.backendRef, ``login_of`` whose credentials the job runs under. Used by
-``slurm_backend`` and ``slurm_pollers``.
+submitted twice). ``job_spec`` turns a SimJob and its ``api.simjob.Grant`` (what the
+tier granted at admission, including the tier's ``slurm`` section; never a re-read
+tier) into a ``slurm_bridge.JobSpec``: --cpus-per-task (the grant's
+``slurm.cpusPerTask`` or its cpu rounded up), --mem in MiB (the grant's
+``slurm.memory`` or its memory), --time (the runtime limit in minutes, rounded up),
+partition/QOS/account (the SimJob's ``spec.slurm`` over the grant's). ``interpret``
+maps a ``slurm_bridge.JobState`` to a ``core.phases.Observation`` (see the table in
+docs/slurm.md); ``failure_message`` says how a job failed, with the tail of its
+output. ``job_id_of`` reads the job id recorded in status.backendRef, ``login_of``
+whose credentials the job runs under. Used by ``backend`` and ``supervisor``.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ import math
 
 from simjob_operator.api import names as c
 from simjob_operator.api.reasons import Reason
-from simjob_operator.api.simjob import SimJobSlurmSpec, SimJobSpec
+from simjob_operator.api.simjob import Grant, SimJobSlurmSpec, SimJobSpec
 from simjob_operator.api.simtier import SlurmTierSpec
-from simjob_operator.backends.slurm.sites import DEFAULT_LOGIN, Login
-from simjob_operator.core.phases import Observation, ObservedState
-from simjob_operator.core.quantities import memory_bytes
+from simjob_operator.backends.slurm.credentials import DEFAULT_LOGIN, Login
+from simjob_operator.core.observations import Observation, ObservedState
+from simjob_operator.core.quantities import cpu_cores, memory_bytes
 from simjob_operator.core.records import SimJobRecord
-from simjob_operator.core.validation import Effective
 from slurm_bridge import JobKind, JobSpec, JobState
 
 MIB = 2**20
@@ -59,13 +58,13 @@ def job_spec(
     uid: str,
     spec: SimJobSpec,
     slurm: SimJobSlurmSpec,
-    effective: Effective,
-    tier_slurm: SlurmTierSpec | None,
+    grant: Grant,
 ) -> JobSpec:
-    """The Slurm job of a SimJob. Raises ``slurm_bridge.InvalidJobSpec`` for values that
-    cannot be passed safely (newlines, a relative workingDir...)."""
-    tier = tier_slurm or SlurmTierSpec()
-    cpus = tier.cpus_per_task or max(1, math.ceil(effective.cpu_cores))
+    """The Slurm job of a SimJob, run with exactly its ``grant``. Raises
+    ``slurm_bridge.InvalidJobSpec`` for values that cannot be passed safely (newlines,
+    a relative workingDir...)."""
+    tier = grant.slurm or SlurmTierSpec()
+    cpus = tier.cpus_per_task or max(1, math.ceil(cpu_cores(grant.cpu)))
     return JobSpec(
         marker=marker(uid),
         command=list(spec.command),
@@ -74,8 +73,8 @@ def job_spec(
         working_dir=spec.working_dir,
         comment=f"{namespace}/{name}",
         cpus_per_task=cpus,
-        memory_mib=memory_mib(tier.memory or effective.memory),
-        time_limit_seconds=effective.max_runtime_seconds,
+        memory_mib=memory_mib(tier.memory or grant.memory),
+        time_limit_seconds=grant.max_runtime_seconds,
         partition=slurm.partition or tier.partition,
         qos=slurm.qos or tier.qos,
         account=slurm.account or tier.account,

@@ -1,22 +1,19 @@
 """Slurm sites: SlurmClusters as the backend knows them, and a client for each login.
 
-``Sites`` caches SlurmCluster objects (refreshed by a LIST every
-``SLURM_CLUSTER_RESYNC_SECONDS`` in ``slurm_backend``, a GET on a miss, like
-``tiers.TierCache``) and hands out ``slurm_bridge.SlurmClient``s, one per
-(SlurmCluster, login): a ``Login`` is the cluster's own credentials (``Login.DEFAULT``)
-or a Secret in a SimJob's namespace (``spec.slurm.credentialsSecretRef``). Local mode
-runs Slurm's commands as the operator's user with the operator's environment
-(``SLURM_CONF``); ssh mode reads the private key and known_hosts from their Secrets
-(re-read after ``SLURM_CREDENTIALS_TTL_SECONDS``), builds an ``SshTarget`` and runs
-through the process's one ``SshPool`` (one connection per credential). A per-user
-Secret holds ``ssh-privatekey`` and may hold ``username`` and ``workDir`` (defaults: the
-SlurmCluster's ``user`` and ``workDir``).
+``Sites`` caches SlurmCluster objects (re-listed every ``SlurmTimings.cluster_resync``
+by ``supervisor``, a GET on a miss, like ``controller.tiers.TierCache``; all through
+``kube.seam.KubeApi``) and hands out ``slurm_bridge.SlurmClient``s, one per
+(SlurmCluster, login), each wrapped in a ``reachability.ReportingClient`` so that
+every call's outcome sets the cluster's ``Reachable`` condition. Local mode runs
+Slurm's commands as the operator's user with the operator's environment
+(``SLURM_CONF``), through the CLI or pyslurm; ssh mode builds an ``SshTarget`` from
+Secrets (``credentials.ssh_target``, re-read after ``SlurmTimings.credentials_ttl``)
+and runs through the process's one ``SshPool`` (one connection per credential).
 
-What cannot work whatever we retry (no such Secret, no key in it, an unparseable key,
-per-user credentials on a local cluster, a missing optional dependency) raises
-``SiteError`` with a reason for the SimJob; Slurm not answering is
-``slurm_bridge.SlurmUnavailable`` from the client. Used by ``slurm_backend`` and
-``slurm_polling``.
+What cannot work whatever we retry (per-user credentials on a local cluster, a missing
+optional dependency, the Secret problems of ``credentials``) raises ``SiteError`` with
+a reason for the SimJob; Slurm not answering is ``slurm_bridge.SlurmUnavailable`` from
+the client. Used by ``backend``, ``poller`` and ``supervisor``.
 """
 
 from __future__ import annotations
@@ -24,52 +21,24 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
 import pydantic
 
-from simjob_operator.api import names as c
 from simjob_operator.api.reasons import Reason
 from simjob_operator.api.slurmcluster import SlurmClusterSpec
-from simjob_operator.backends.slurm.api import SlurmApi
+from simjob_operator.backends.slurm.credentials import DEFAULT_LOGIN, Login, SiteError, ssh_target
+from simjob_operator.backends.slurm.reachability import Reachability, ReportingClient
 from simjob_operator.core.settings import DEFAULT as SETTINGS
-from slurm_bridge import (
-    Accounting,
-    CliSlurmClient,
-    InvalidJobSpec,
-    LocalRunner,
-    SlurmClient,
-    SlurmUnavailable,
-)
-from slurm_bridge.specs import check_work_dir
+from simjob_operator.core.settings import SlurmTimings
+from simjob_operator.kube.seam import KubeApi
+from slurm_bridge import Accounting, CliSlurmClient, LocalRunner, SlurmClient, SlurmUnavailable
+
+__all__ = ["DEFAULT_LOGIN", "Login", "Site", "SiteError", "Sites"]
 
 logger = logging.getLogger("simjob_operator.slurm")
-
-
-@dataclasses.dataclass(frozen=True)
-class Login:
-    """Whose credentials a job runs with: the SlurmCluster's (``secret`` None) or a
-    Secret in the SimJob's namespace."""
-
-    namespace: str | None = None
-    secret: str | None = None
-
-    def __str__(self) -> str:
-        return "cluster credentials" if self.secret is None else f"{self.namespace}/{self.secret}"
-
-
-DEFAULT_LOGIN = Login()
-
-
-class SiteError(Exception):
-    """A configuration problem no retry will fix: ``reason`` becomes the SimJob's."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +70,7 @@ class Site:
 class _Credentials:
     read_at: float
     key: tuple[Any, ...]  # what the client is cached under
-    client: SlurmClient
+    client: SlurmClient  # a ReportingClient
 
 
 class Sites:
@@ -109,17 +78,20 @@ class Sites:
 
     def __init__(
         self,
-        api: SlurmApi,
+        kube: KubeApi,
         *,
+        settings: SlurmTimings = SETTINGS.slurm,
         pyslurm_module: ModuleType | None = None,
         local_env: Mapping[str, str] | None = None,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._api = api
+        self._kube = kube
+        self._settings = settings
         self._sites: dict[str, Site] = {}
         self._pool: Any = None  # slurm_bridge.ssh.SshPool, imported on first ssh use
         self._credentials: dict[tuple[str, Login], _Credentials] = {}
         self._clients: dict[tuple[Any, ...], SlurmClient] = {}
+        self._reachability: dict[str, Reachability] = {}
         self._pyslurm_module = pyslurm_module
         self._local_env = dict(local_env) if local_env is not None else None
         self._clock = clock
@@ -148,24 +120,43 @@ class Sites:
         site = self._sites.get(name)
         if site is not None:
             return site
-        body = await self._api.get_cluster(name)
+        body = await self._kube.get_slurmcluster(name)
         return self.update(body) if body is not None else None
+
+    def reachability(self, name: str) -> Reachability:
+        """The ``Reachable`` condition of the SlurmCluster ``name`` (one per cluster)."""
+        reachability = self._reachability.get(name)
+        if reachability is None:
+            reachability = self._reachability[name] = Reachability(name)
+        return reachability
+
+    def forget(self, name: str) -> None:
+        """The SlurmCluster was deleted: a new one of that name starts afresh."""
+        self._sites.pop(name, None)
+        self._reachability.pop(name, None)
+        for cache_key in [key for key in self._credentials if key[0] == name]:
+            del self._credentials[cache_key]
 
     # ------------------------------------------------------------------ clients
 
     async def client(self, site: Site, login: Login) -> SlurmClient:
-        """The client for ``login`` on ``site`` (cached; Secrets re-read after a TTL)."""
+        """The client for ``login`` on ``site`` (cached; Secrets re-read after a TTL),
+        reporting to the site's ``Reachability``."""
         cache_key = (site.name, login)
         cached = self._credentials.get(cache_key)
         now = self._clock()
         fresh = cached is not None and (
-            site.spec.mode == "local" or now - cached.read_at < SETTINGS.slurm.credentials_ttl
+            site.spec.mode == "local" or now - cached.read_at < self._settings.credentials_ttl
         )
         if cached is not None and fresh and cached.key[:2] == (site.generation, site.spec.work_dir):
             return cached.client
         key, client = await self._build(site, login)
-        self._credentials[cache_key] = _Credentials(now, key, client)
-        return client
+        if cached is not None and cached.key == key:
+            reporting = cached.client  # the Secrets were re-read and have not changed
+        else:
+            reporting = ReportingClient(client, self.reachability(site.name))
+        self._credentials[cache_key] = _Credentials(now, key, reporting)
+        return reporting
 
     async def _build(self, site: Site, login: Login) -> tuple[tuple[Any, ...], SlurmClient]:
         spec = site.spec
@@ -178,11 +169,11 @@ class Sites:
                 )
             key: tuple[Any, ...] = (site.generation, spec.work_dir, "local", spec.client)
             return key, self._cached_client(key, lambda: self._local_client(spec))
-        target, work_dir = await self._ssh_target(site, login)
+        target, work_dir = await ssh_target(self._kube, site.name, spec, login)
         key = (site.generation, spec.work_dir, "ssh", target.pool_key, work_dir)
         return key, self._cached_client(key, lambda: self._ssh_client(spec, target, work_dir))
 
-    def _cached_client(self, key: tuple[Any, ...], build: Any) -> SlurmClient:
+    def _cached_client(self, key: tuple[Any, ...], build: Callable[[], SlurmClient]) -> SlurmClient:
         client = self._clients.get(key)
         if client is None:
             client = build()
@@ -196,9 +187,9 @@ class Sites:
             LocalRunner(env=self._local_env),
             work_dir=spec.work_dir,
             accounting=Accounting(spec.accounting),
-            command_timeout=SETTINGS.slurm.command_timeout,
-            cancel_confirm_timeout=SETTINGS.slurm.cancel_confirm,
-            cancel_poll_interval=0.25,
+            command_timeout=self._settings.command_timeout,
+            cancel_confirm_timeout=self._settings.cancel_confirm,
+            cancel_poll_interval=self._settings.cancel_poll_interval,
         )
 
     def _pyslurm_client(self, spec: SlurmClusterSpec) -> SlurmClient:
@@ -218,8 +209,8 @@ class Sites:
             return PyslurmClient(
                 work_dir=spec.work_dir,
                 accounting=accounting,
-                cancel_confirm_timeout=SETTINGS.slurm.cancel_confirm,
-                cancel_poll_interval=0.25,
+                cancel_confirm_timeout=self._settings.cancel_confirm,
+                cancel_poll_interval=self._settings.cancel_poll_interval,
                 pyslurm_module=self._pyslurm_module,
             )
         except SlurmUnavailable as exc:  # pyslurm is not installed (or does not load)
@@ -230,9 +221,9 @@ class Sites:
             self._ssh_pool().runner(target),
             work_dir=work_dir,
             accounting=Accounting(spec.accounting),
-            command_timeout=SETTINGS.slurm.command_timeout,
-            cancel_confirm_timeout=SETTINGS.slurm.cancel_confirm,
-            cancel_poll_interval=0.25,
+            command_timeout=self._settings.command_timeout,
+            cancel_confirm_timeout=self._settings.cancel_confirm,
+            cancel_poll_interval=self._settings.cancel_poll_interval,
         )
 
     def _ssh_pool(self) -> Any:
@@ -241,94 +232,6 @@ class Sites:
 
             self._pool = SshPool()
         return self._pool
-
-    async def _secret(self, namespace: str, name: str, what: str) -> dict[str, bytes]:
-        data = await self._api.get_secret_data(namespace, name)
-        if data is None:
-            raise SiteError(
-                Reason.INVALID_SLURM_CREDENTIALS, f"{what}: Secret {namespace}/{name} not found"
-            )
-        return data
-
-    @staticmethod
-    def _value(data: Mapping[str, bytes], key: str, where: str) -> bytes:
-        value = data.get(key)
-        if not value:
-            raise SiteError(Reason.INVALID_SLURM_CREDENTIALS, f"Secret {where} has no key {key!r}")
-        return value
-
-    async def _ssh_target(self, site: Site, login: Login) -> tuple[Any, str]:
-        try:
-            import asyncssh
-
-            from slurm_bridge.ssh import SshTarget
-        except ImportError as exc:
-            raise SiteError(
-                Reason.BACKEND_UNAVAILABLE,
-                f"ssh mode needs asyncssh (pip install 'simjob[ssh]'): {exc}",
-            ) from exc
-        spec = site.spec
-        hosts_ref, creds_ref = spec.known_hosts_secret_ref, spec.credentials_secret_ref
-        if spec.host is None or hosts_ref is None:  # the CRD's CEL rules require them
-            raise SiteError(
-                Reason.INVALID_SLURM_CREDENTIALS,
-                f"SlurmCluster {site.name} in ssh mode needs host and knownHostsSecretRef",
-            )
-        where_hosts = f"{hosts_ref.namespace}/{hosts_ref.name}"
-        known_hosts = self._value(
-            await self._secret(hosts_ref.namespace, hosts_ref.name, "knownHostsSecretRef"),
-            c.SECRET_KEY_KNOWN_HOSTS,
-            where_hosts,
-        )
-        if login.secret is not None and login.namespace is not None:
-            where = f"{login.namespace}/{login.secret}"
-            data = await self._secret(login.namespace, login.secret, "credentialsSecretRef")
-        elif creds_ref is not None:
-            where = f"{creds_ref.namespace}/{creds_ref.name}"
-            data = await self._secret(creds_ref.namespace, creds_ref.name, "credentialsSecretRef")
-        else:
-            raise SiteError(
-                Reason.INVALID_SLURM_CREDENTIALS,
-                f"SlurmCluster {site.name} has no credentialsSecretRef",
-            )
-        private_key = self._value(data, c.SECRET_KEY_PRIVATE_KEY, where)
-        user = (data.get(c.SECRET_KEY_USERNAME) or b"").decode(errors="replace").strip()
-        user = user or (spec.user or "")
-        work_dir = (data.get(c.SECRET_KEY_WORK_DIR) or b"").decode(errors="replace").strip()
-        try:
-            work_dir = check_work_dir(work_dir or spec.work_dir)
-        except InvalidJobSpec as exc:
-            raise SiteError(Reason.INVALID_SLURM_CREDENTIALS, f"Secret {where}: {exc}") from exc
-        if not user:
-            raise SiteError(
-                Reason.INVALID_SLURM_CREDENTIALS,
-                f"no site user: Secret {where} has no 'username' and SlurmCluster "
-                f"{site.name} no spec.user",
-            )
-        try:
-            asyncssh.import_private_key(private_key)
-        except (asyncssh.KeyImportError, ValueError) as exc:
-            raise SiteError(
-                Reason.INVALID_SLURM_CREDENTIALS,
-                f"Secret {where}: {c.SECRET_KEY_PRIVATE_KEY} is not a usable private key "
-                f"(encrypted keys are not supported): {exc}",
-            ) from exc
-        try:
-            asyncssh.import_known_hosts(known_hosts.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SiteError(
-                Reason.INVALID_SLURM_CREDENTIALS,
-                f"Secret {where_hosts}: {c.SECRET_KEY_KNOWN_HOSTS} is not in known_hosts "
-                f"format: {exc}",
-            ) from exc
-        target = SshTarget(
-            host=spec.host,
-            port=spec.port,
-            user=user,
-            private_key=private_key,
-            known_hosts=known_hosts,
-        )
-        return target, work_dir
 
     async def close(self) -> None:
         for client in list(self._clients.values()):

@@ -1,11 +1,11 @@
 """The pollers of all SlurmClusters: the Slurm backend's long-running task.
 
-``Pollers.run`` starts one ``slurm_polling.ClusterPoller`` per SlurmCluster (and
-one for any cluster a SimJob names later, through ``of``), re-lists the
-SlurmClusters every ``SLURM_CLUSTER_RESYNC_SECONDS`` (a deleted cluster's poller
-stops) and, once at start, tracks the job of every unfinished SimJob so that one
-batched query per cluster reads them all. Used by ``slurm_backend``; neighbours:
-``slurm_sites`` (the clusters and their clients), ``slurm_api``.
+``Pollers.run`` starts one ``poller.ClusterPoller`` per SlurmCluster (and one for
+any cluster a SimJob names later, through ``of``), re-lists the SlurmClusters every
+``SlurmTimings.cluster_resync`` (a deleted cluster's poller stops and ``sites``
+forgets it) and, once at start, tracks the job of every unfinished SimJob so that
+one batched query per cluster reads them all. Used by ``backend``; neighbours:
+``sites`` (the clusters and their clients), ``kube.seam.KubeApi`` (the LISTs).
 """
 
 from __future__ import annotations
@@ -14,18 +14,15 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from kubernetes.client.exceptions import ApiException
-
-from simjob_operator.backends.slurm.api import SlurmApi
 from simjob_operator.backends.slurm.jobs import job_id_of, login_of
-from simjob_operator.backends.slurm.poller import ClusterPoller
+from simjob_operator.backends.slurm.poller import ClusterPoller, Key
 from simjob_operator.backends.slurm.sites import Site, Sites
-from simjob_operator.controller.workqueue import Key
 from simjob_operator.core.logs import simjob_logger
 from simjob_operator.core.phases import is_terminal
 from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
-from simjob_operator.kube.client import Kube
+from simjob_operator.core.settings import SlurmTimings
+from simjob_operator.kube.seam import KubeApi, KubeError
 
 logger = logging.getLogger("simjob_operator.slurm")
 
@@ -34,12 +31,16 @@ class Pollers:
     """One ClusterPoller per SlurmCluster, by name, and the task that keeps them."""
 
     def __init__(
-        self, kube: Kube, api: SlurmApi, sites: Sites, enqueue: Callable[[Key], None]
+        self,
+        kube: KubeApi,
+        sites: Sites,
+        notify: Callable[[Key], None],
+        settings: SlurmTimings = SETTINGS.slurm,
     ) -> None:
         self._kube = kube
-        self._api = api
         self.sites = sites
-        self._enqueue = enqueue
+        self._notify = notify
+        self._settings = settings
         self.by_name: dict[str, ClusterPoller] = {}
         self._unstarted: list[ClusterPoller] = []
         self._group: asyncio.TaskGroup | None = None
@@ -56,7 +57,7 @@ class Pollers:
             while True:
                 await self._resync()
                 try:
-                    if await asyncio.wait_for(self._stop.get(), SETTINGS.slurm.cluster_resync):
+                    if await asyncio.wait_for(self._stop.get(), self._settings.cluster_resync):
                         break
                 except TimeoutError:
                     continue
@@ -75,9 +76,10 @@ class Pollers:
             poller = ClusterPoller(
                 site.name,
                 sites=self.sites,
-                api=self._api,
-                enqueue=self._enqueue,
+                kube=self._kube,
+                notify=self._notify,
                 interval=site.spec.poll_interval_seconds,
+                settings=self._settings,
             )
             self.by_name[site.name] = poller
             if self._group is not None:
@@ -89,9 +91,9 @@ class Pollers:
 
     async def _resync(self) -> None:
         try:
-            bodies = await self._api.list_clusters()
-        except ApiException as exc:
-            logger.warning("listing SlurmClusters failed (retrying): %s", exc)
+            bodies = await self._kube.list_slurmclusters()
+        except KubeError as exc:
+            logger.warning("listing SlurmClusters failed (retrying): %s", exc.message)
             return
         except Exception:  # e.g. the API server unreachable: the task must live on
             logger.exception("listing SlurmClusters failed (retrying)")
@@ -102,6 +104,7 @@ class Pollers:
         for name in [name for name in self.by_name if self.sites.cached(name) is None]:
             logger.info("[SlurmCluster %s] deleted; its poller stops", name)
             self.by_name.pop(name).stop()
+            self.sites.forget(name)
 
     async def _track_existing(self) -> None:
         """After a start: poll the jobs of every unfinished SimJob at once."""
@@ -118,8 +121,8 @@ class Pollers:
                 continue
             try:
                 site = await self.sites.get(slurm.cluster)
-            except ApiException as exc:
-                simjob_logger(record).warning("reading SlurmCluster failed: %s", exc)
+            except KubeError as exc:
+                simjob_logger(record).warning("reading SlurmCluster failed: %s", exc.message)
                 continue
             if site is not None:
                 self.of(site).track(login_of(record), job_id, record.key)

@@ -1,0 +1,89 @@
+"""The runtime (simjob_operator.controller.runtime) wired over the one fake API server:
+a SimJob fed in as a watch event is admitted (its grant recorded), its Job created,
+and it follows the Job's events to Succeeded; slots bound how many run; the runtime
+stops cleanly by sentinels. No cluster, no kopf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from simjob_operator.api import names as c
+from simjob_operator.controller.runtime import Runtime
+from simjob_operator.core.settings import Settings, Timings
+from simjob_operator.core.sightings import Seen, Sighting
+from tests.support.bodies import simjob_body, tier_spec
+from tests.support.fake_kube import FakeKube
+
+FAST = Settings(timings=Timings(resync_interval=0.2, admission_resync=0.2, stop_poll=0.05))
+
+
+async def eventually(check: Callable[[], bool], what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 10.0
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+def managed(name: str, created: str) -> dict[str, Any]:
+    body = simjob_body(name, created=created)
+    body["metadata"]["finalizers"] = [c.FINALIZER]  # kopf's, as on a real cluster
+    return body
+
+
+def complete(job: dict[str, Any]) -> dict[str, Any]:
+    done = dict(job)
+    done["status"] = {
+        "startTime": "2025-01-01T12:00:01Z",
+        "completionTime": "2025-01-01T12:00:03Z",
+        "succeeded": 1,
+        "conditions": [
+            {"type": "Complete", "status": "True", "lastTransitionTime": "2025-01-01T12:00:03Z"}
+        ],
+    }
+    return done
+
+
+def test_a_simjob_goes_from_event_to_succeeded_within_its_slots() -> None:
+    kube = FakeKube()
+    kube.add_simtier("small", tier_spec(maxConcurrentPerOwner=1, priorityClassName="sim-high"))
+
+    async def main() -> None:
+        runtime = Runtime(kube, FAST)
+        runtime.start()
+        try:
+            for name, created in (
+                ("first", "2025-01-01T12:00:00Z"),
+                ("second", "2025-01-01T12:00:01Z"),
+            ):
+                body = kube.add_simjob(managed(name, created))
+                runtime.queue.add(("lab", name), Sighting(simjob=body))
+            await eventually(lambda: ("lab", "sj-first") in kube.jobs, "the first Job")
+            await asyncio.sleep(0.3)  # a few admission passes: the slot bound holds
+            assert ("lab", "sj-second") not in kube.jobs
+            assert kube.status_of("lab", "second")["reason"] == "WaitingForSlot"
+            grant = kube.status_of("lab", "first")["grant"]
+            assert (grant["cpu"], grant["priorityClassName"]) == ("2", "sim-high")
+
+            done = complete(kube.jobs[("lab", "sj-first")])
+            kube.jobs[("lab", "sj-first")] = done
+            body = kube.simjobs[("lab", "first")]
+            runtime.queue.add(
+                ("lab", "first"), Sighting(simjob=body, backend=Seen.of("MODIFIED", done))
+            )
+            await eventually(
+                lambda: kube.status_of("lab", "first").get("phase") == "Succeeded", "Succeeded"
+            )
+            # The freed slot goes to the next one, without any event about it.
+            await eventually(lambda: ("lab", "sj-second") in kube.jobs, "the second Job")
+        finally:
+            await asyncio.wait_for(runtime.stop(), 10)
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+    assert kube.calls["create_job"] == 2
+    phases = [patch.get("phase") for key, patch in kube.status_patches if key == ("lab", "first")]
+    assert phases[-1] == "Succeeded"
+    reasons = [event["reason"] for event in kube.events if event["regarding"]["name"] == "first"]
+    assert reasons[-1] == "Completed"

@@ -14,6 +14,15 @@ repo="$(cd "$here/../.." && pwd)"
 state="${SIMJOB_CLUSTER_DIR:-$repo/.cluster}"
 run="$state/run"
 log() { printf '[cluster] %s\n' "$*" >&2; }
+# One up.sh or down.sh at a time per state folder (a down racing an up removes the state
+# from under the new processes). The lock lives outside the state folder, which down removes.
+lock_dir="${SIMJOB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/simjob}/locks"
+mkdir -p "$lock_dir"
+exec 9>"$lock_dir/cluster-$(printf '%s' "$state" | sha256sum | cut -c1-12).lock"
+if ! flock -n 9; then
+  log "another hack/cluster/up.sh or down.sh runs on $state; waiting for it (up to 15 min)…"
+  flock -w 900 9 || { log "ERROR: still locked after 15 min"; exit 1; }
+fi
 
 # The real node first (its containers, mounts, interface, cgroups, iptables chains, sysctls).
 "$repo/hack/node/down.sh" || log "hack/node/down.sh failed: see above (run it again, then check with hack/node/check-clean.sh)"

@@ -31,6 +31,15 @@ REAL_NODE="${SIMJOB_REAL_NODE:-1}"   # 0: KWOK nodes only (machines that cannot 
 HOST_IP="${SIMJOB_HOST_IP:-$(ip -4 route get 1.1.1.1 2>/dev/null | sed -nE 's/.* src ([0-9.]+).*/\1/p' | head -n1)}"
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
+# One up.sh or down.sh at a time per state folder (a down racing an up removes the state
+# from under the new processes). The lock lives outside the state folder, which down removes.
+lock_dir="${SIMJOB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/simjob}/locks"
+mkdir -p "$lock_dir"
+exec 9>"$lock_dir/cluster-$(printf '%s' "$state" | sha256sum | cut -c1-12).lock"
+if ! flock -n 9; then
+  log "another hack/cluster/up.sh or down.sh runs on $state; waiting for it (up to 15 min)…"
+  flock -w 900 9 || { log "ERROR: still locked after 15 min"; exit 1; }
+fi
 die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # --- process bookkeeping -----------------------------------------------------
@@ -44,7 +53,7 @@ port_user() { ss -Hltnp "sport = :$1" 2>/dev/null | sed -E 's/.*users:\(\("([^"]
 
 start() {  # start NAME CMD...: run in its own session, log and PID under .cluster/
   local name="$1"; shift
-  setsid "$@" >"$logs/$name.log" 2>&1 </dev/null &
+  setsid "$@" >"$logs/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$run/$name.pid"
 }
 

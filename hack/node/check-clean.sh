@@ -34,7 +34,7 @@ ip link show simjob0 >/dev/null 2>&1 && leftover "network interface simjob0"
 while read -r mnt; do
   [ -d "$mnt/kubepods" ] && leftover "cgroup $mnt/kubepods"
 done < <(awk '$3 == "cgroup" || $3 == "cgroup2" {print $2}' /proc/self/mounts)
-for ipt in iptables ip6tables; do
+for ipt in iptables ip6tables iptables-legacy ip6tables-legacy; do
   command -v "$ipt" >/dev/null || continue
   for table in filter nat mangle; do
     chains="$("$ipt" -t "$table" -S 2>/dev/null | grep -oE '^-N KUBE-[A-Za-z0-9_-]+' | cut -d' ' -f2 || true)"
@@ -44,6 +44,7 @@ done
 [ -e /run/containerd ] && leftover "/run/containerd ($(ls -A /run/containerd | head -5 | tr '\n' ' '))"
 compgen -G '/var/lib/cni/results/simjob-*' >/dev/null && leftover "/var/lib/cni/results/simjob-*"
 [ -e /var/log/containers ] && leftover "/var/log/containers"
+[ -e /var/lib/kubelet ] && leftover "/var/lib/kubelet ($(ls -A /var/lib/kubelet | tr '\n' ' '))"
 if [ -s "$cache_root/node/sysctl-baseline.txt" ]; then
   while IFS='=' read -r k v; do
     cur="$(sysctl -n "$k" 2>/dev/null || true)"

@@ -13,7 +13,9 @@
 #  4. removes the CNI bridge (simjob0), the /kubepods cgroups in every hierarchy, the
 #     iptables/ip6tables chains of the kubelet and kube-proxy (KUBE-*), our CNI cache
 #     entries (/var/lib/cni/results/simjob-*), the shim socket folder /run/containerd
-#     when empty, and /var/log/containers links into our pod logs;
+#     when empty, /var/log/containers links into our pod logs, and those of
+#     /var/lib/kubelet, /var/lib/cni, /var/log/containers, /run/containerd that up.sh
+#     found absent (.cluster/node/host-paths.created);
 #  5. restores the sysctls recorded by up.sh (.cluster/node/sysctl.saved);
 #  6. removes .cluster/node/.
 # hack/node/check-clean.sh checks that nothing is left.
@@ -105,15 +107,17 @@ if ip link show "$BRIDGE" >/dev/null 2>&1; then
 fi
 rm -f /var/lib/cni/results/simjob-* 2>/dev/null || true
 rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
-for ipt in iptables ip6tables; do
+for ipt in iptables ip6tables iptables-legacy ip6tables-legacy; do
   command -v "$ipt" >/dev/null || continue
   for table in filter nat mangle; do
     rules="$("$ipt" -t "$table" -S 2>/dev/null || true)"
     chains="$(grep -oE '^-N KUBE-[A-Za-z0-9_-]+' <<<"$rules" | cut -d' ' -f2 || true)"
     [ -n "$chains" ] || continue
     # Rules in other chains that jump to ours, then our chains themselves.
-    grep -E '^-A ' <<<"$rules" | grep -E -- '-j KUBE-' | grep -vE '^-A KUBE-' \
-      | while IFS= read -r r; do eval "$ipt -t $table ${r/-A /-D }" 2>/dev/null || true; done
+    jumps="$(grep -E '^-A ' <<<"$rules" | grep -E -- '-j KUBE-' | grep -vE '^-A KUBE-' || true)"
+    while IFS= read -r r; do
+      [ -n "$r" ] && eval "$ipt -t $table ${r/-A /-D }" 2>/dev/null || true
+    done <<<"$jumps"
     for ch in $chains; do "$ipt" -t "$table" -F "$ch" 2>/dev/null || true; done
     for ch in $chains; do "$ipt" -t "$table" -X "$ch" 2>/dev/null || true; done
     log "removed $ipt $table chains: $(echo $chains)"
@@ -139,6 +143,19 @@ fi
 # Shim sockets (/run/containerd/s), runc state (/run/containerd/runc/NS), ctr fifos: empty
 # once every container is gone.
 [ -d /run/containerd ] && find /run/containerd -depth -type d -empty -delete 2>/dev/null || true
+
+# Fixed host paths that did not exist before up.sh (the kubelet's device-plugins socket
+# under /var/lib/kubelet, libcni's cache, ...): removed whole, never through a mount.
+if [ -s "$node/host-paths.created" ]; then
+  while IFS= read -r p; do
+    [ -e "$p" ] || continue
+    if awk -v p="$p/" 'index($2 "/", p) == 1 {f=1} END {exit !f}' /proc/self/mounts; then
+      log "WARNING: $p has mounts under it; kept"
+    else
+      rm -rf "$p" && log "removed $p"
+    fi
+  done <"$node/host-paths.created"
+fi
 
 # --- sysctls --------------------------------------------------------------------------------------
 if [ -s "$node/sysctl.saved" ]; then

@@ -58,7 +58,7 @@ start() {  # start NAME CMD...: own session; the PID file gets the daemon's own 
   local name="$1"; shift
   # setsid forks when its caller leads a process group; the inner shell writes its own
   # PID (kept by exec) so the PID file never names setsid.
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$run/$name.pid" "$@" >"$logs/$name.log" 2>&1 </dev/null &
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$run/$name.pid" "$@" >"$logs/$name.log" 2>&1 </dev/null 9>&- &
   local i
   for i in $(seq 1 50); do [ -s "$run/$name.pid" ] && return 0; sleep 0.1; done
   die "$name did not start (no PID file); log: $logs/$name.log"
@@ -119,12 +119,28 @@ for c in containerd ctr containerd-shim-runc-v2; do ln -sfn "$nodebuild/bin/$c" 
 "$bin/simkube" kubelet --version >/dev/null 2>&1 \
   || die "$bin/simkube has no kubelet: rebuild it (hack/cluster/build.sh; the cache key follows the sources)"
 
-# Record the sysctls before anything changes them (down.sh restores these values).
-: >"$node/sysctl.saved"
-for s in "${SYSCTLS[@]}"; do
-  v="$(sysctl -n "$s" 2>/dev/null)" && printf '%s=%s\n' "$s" "$v" >>"$node/sysctl.saved"
-done
-cp "$node/sysctl.saved" "$cache_root/node/sysctl-baseline.txt" 2>/dev/null || true
+# Record the sysctls before anything changes them (down.sh restores these values). If an
+# earlier node's /kubepods cgroups are still here, its down did not finish and the host's
+# values are already changed: then the baseline recorded before that node is used.
+baseline="$cache_root/node/sysctl-baseline.txt"
+if compgen -G '/sys/fs/cgroup/*/kubepods' >/dev/null && [ -s "$baseline" ]; then
+  log "an earlier node's /kubepods cgroups are still here: restoring sysctls to $baseline at down"
+  cp "$baseline" "$node/sysctl.saved"
+else
+  : >"$node/sysctl.saved"
+  for s in "${SYSCTLS[@]}"; do
+    v="$(sysctl -n "$s" 2>/dev/null)" && printf '%s=%s\n' "$s" "$v" >>"$node/sysctl.saved"
+  done
+  mkdir -p "$(dirname "$baseline")" && cp "$node/sysctl.saved" "$baseline"
+fi
+# Fixed host paths the kubelet, containerd's shims and libcni create whatever their
+# configuration says; those that do not exist yet are ours to remove at down.
+if [ ! -s "$node/host-paths.created" ]; then
+  : >"$node/host-paths.created"
+  for p in /var/lib/kubelet /var/lib/cni /var/log/containers /run/containerd; do
+    [ -e "$p" ] || echo "$p" >>"$node/host-paths.created"
+  done
+fi
 
 # --- certificates ----------------------------------------------------------------------
 leaf() {  # leaf NAME SUBJECT [SANS]: an EC key + certificate signed by the cluster CA

@@ -68,6 +68,14 @@ def test_succeeded(kube: Kube, namespace: str) -> None:
     assert status["observedGeneration"] == 1
     assert status["resources"] == {"cpu": "500m", "memory": "256Mi", "gpu": 0}
     assert status["effectiveMaxRuntimeSeconds"] == 600
+    assert status["grant"] == {
+        "cpu": "500m",
+        "memory": "256Mi",
+        "gpu": 0,
+        "maxRuntimeSeconds": 600,
+        "nodeSelector": {},
+        "tolerations": [],
+    }
     assert status["backendRef"] == {"kind": "Job", "name": "sj-ok"}
     start, end = ts(status["startTime"]), ts(status["completionTime"])
     assert ts(status["queuedTime"]) <= start <= end
@@ -91,6 +99,7 @@ def test_succeeded(kube: Kube, namespace: str) -> None:
         "usage",
         "queuePosition",
         "owner",
+        "grant",
     }
     assert status["owner"] == "alice"  # the effective owner, for the OWNER column
     assert body["metadata"]["finalizers"] == [c.FINALIZER]

@@ -231,7 +231,8 @@ def test_semantic_errors_end_failed_with_a_reason(
     kube.apply(
         slurm_simjob("no-cluster", "no-such-cluster", "true"),
         slurm_simjob("bad-partition", local_cluster, "true", slurm={"partition": "nosuch"}),
-        slurm_simjob("newline", local_cluster, "echo", "one\n#SBATCH --uid=0"),
+        # A line separator (U+2028): the API server takes it, sbatch cannot safely.
+        slurm_simjob("newline", local_cluster, "echo", "one\u2028#SBATCH --uid=0"),
         slurm_simjob("relative", local_cluster, "true", workingDir="relative/dir"),
         slurm_simjob(
             "local-creds", local_cluster, "true", slurm={"credentialsSecretRef": {"name": "k"}}

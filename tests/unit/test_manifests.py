@@ -66,8 +66,11 @@ def test_gpus_when_the_tier_has_them() -> None:
 
 def test_runtime_retries_and_restart_policy() -> None:
     job = build(tier_spec(maxRuntimeSeconds=600), maxRuntimeSeconds=30)
-    assert job["spec"]["activeDeadlineSeconds"] == 30
-    assert build()["spec"]["activeDeadlineSeconds"] == 600
+    # A backstop only: runtime + maxPendingSeconds (default 600 s); the operator enforces
+    # the runtime itself from the start of the simulation.
+    assert job["spec"]["activeDeadlineSeconds"] == 30 + 600
+    assert build()["spec"]["activeDeadlineSeconds"] == 600 + 600
+    assert build(tier_spec(maxPendingSeconds=60))["spec"]["activeDeadlineSeconds"] == 600 + 60
     assert job["spec"]["backoffLimit"] == 0
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert "ttlSecondsAfterFinished" not in job["spec"]  # the Job must stay observable

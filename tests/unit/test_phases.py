@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -359,3 +360,37 @@ def test_finished_observation_wins_over_missing_admission() -> None:
     # After a restart the Job may have finished before we looked again.
     verdict = next_phase(Phase.QUEUED, admitted=True, observation=SUCCEEDED)
     assert verdict.phase == Phase.SUCCEEDED
+
+
+def test_pending_past_max_pending_seconds_fails_unschedulable_and_stops() -> None:
+    waiting = Observation(ObservedState.PENDING, reason="Unschedulable", message="0/3 nodes")
+    kwargs: dict[str, Any] = {"admitted": True, "observation": waiting, "max_pending_seconds": 60}
+    within = next_phase(Phase.QUEUED, pending_seconds=59.0, **kwargs)
+    assert (within.phase, within.reason, within.action) == (
+        Phase.QUEUED,
+        "Unschedulable",
+        Action.NONE,
+    )
+    past = next_phase(Phase.QUEUED, pending_seconds=61.0, **kwargs)
+    assert (past.phase, past.reason, past.action) == (
+        Phase.FAILED,
+        Reason.UNSCHEDULABLE,
+        Action.STOP,
+    )
+    assert past.message is not None
+    assert "0/3 nodes" in past.message
+    # Once running, a pending-looking pod is no reason to fail it.
+    running = next_phase(Phase.RUNNING, pending_seconds=600.0, **kwargs)
+    assert running.phase == Phase.RUNNING
+    # A cancel still wins: it stops the object the usual way.
+    cancelled = next_phase(Phase.QUEUED, pending_seconds=61.0, cancel=True, **kwargs)
+    assert cancelled.reason == Reason.CANCEL_REQUESTED
+
+
+def test_a_timeout_decided_by_the_operator_stops_the_object() -> None:
+    over = Observation(ObservedState.DEADLINE_EXCEEDED, still_running=True)
+    verdict = next_phase(Phase.RUNNING, admitted=True, observation=over, max_runtime_seconds=60)
+    assert (verdict.phase, verdict.action) == (Phase.TIMED_OUT, Action.STOP)
+    by_backend = Observation(ObservedState.DEADLINE_EXCEEDED)
+    verdict = next_phase(Phase.RUNNING, admitted=True, observation=by_backend)
+    assert (verdict.phase, verdict.action) == (Phase.TIMED_OUT, Action.NONE)

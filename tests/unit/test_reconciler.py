@@ -69,7 +69,8 @@ class Harness:
         self.kube.add_simjob(simjob_body("sim", status=status, **spec))
         self.admission_requests = 0
         self.freed = 0
-        backends: dict[str, Backend] = {c.BACKEND_KUBERNETES: KubernetesBackend(self.kube)}
+        k8s = KubernetesBackend(self.kube, now=lambda: NOW)
+        backends: dict[str, Backend] = {c.BACKEND_KUBERNETES: k8s}
         self.reconciler = Reconciler(
             kube=self.kube,
             tiers=TierCache(self.kube),
@@ -116,7 +117,8 @@ def test_submit_uses_the_grant_recorded_at_admission_not_the_tier_now() -> None:
     assert pod["priorityClassName"] == "sim-high"
     assert pod["nodeSelector"] == {"simjob.io/pool": "real"}
     assert pod["tolerations"] == [{"key": "simjob.io/pool", "operator": "Equal", "value": "real"}]
-    assert h.kube.jobs[("lab", "sj-sim")]["spec"]["activeDeadlineSeconds"] == 600
+    # The runtime (600) plus the default maxPendingSeconds (600): a backstop.
+    assert h.kube.jobs[("lab", "sj-sim")]["spec"]["activeDeadlineSeconds"] == 1200
     assert h.kube.calls["get_simtier"] == 0  # the tier was never read to submit
 
 
@@ -247,3 +249,77 @@ def test_text_logs_get_the_prefix_from_the_formatter() -> None:
     )
     text = ObjectPrefixFormatter(logging.Formatter("%(message)s")).format(record)
     assert text == "[lab/sim uid=u1 phase=Running backend=sj-sim] hello"
+
+
+def _job(status: dict[str, Any]) -> dict[str, Any]:
+    meta = {"name": "sj-sim", "uid": "job-uid", "labels": {c.LABEL_UID: "uid-lab-sim"}}
+    return {"metadata": meta, "status": status}
+
+
+def _unschedulable_pod() -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "sj-sim-x",
+            "labels": {c.POD_LABEL_CONTROLLER_UID: "job-uid", c.LABEL_UID: "uid-lab-sim"},
+        },
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/3 nodes are available: 3 Insufficient cpu.",
+                }
+            ],
+        },
+    }
+
+
+def admitted_at(seconds_ago: float, **extra: Any) -> dict[str, Any]:
+    status = admitted(**extra)
+    moment = NOW.timestamp() - seconds_ago
+    when = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status["conditions"][0]["lastTransitionTime"] = when
+    status["grant"]["maxPendingSeconds"] = 60
+    return status
+
+
+def test_unschedulable_is_shown_and_looked_at_again_soon() -> None:
+    h = Harness(status=admitted_at(4))
+    h.kube.add_job("lab", _job({"active": 1}))
+    h.kube.add_pod("lab", _unschedulable_pod())
+    again = h.process()
+    status = h.status()
+    assert (status["phase"], status["reason"]) == ("Queued", "Unschedulable")
+    assert "Insufficient cpu" in status["message"]
+    assert again is not None
+    assert again <= 2.0  # no Job event will announce the scheduler's verdict
+
+
+def test_max_pending_seconds_fails_unschedulable_and_removes_the_job() -> None:
+    h = Harness(status=admitted_at(61))
+    h.kube.add_job("lab", _job({"active": 1}))
+    h.kube.add_pod("lab", _unschedulable_pod())
+    h.process()
+    status = h.status()
+    assert (status["phase"], status["reason"]) == ("Failed", Reason.UNSCHEDULABLE)
+    assert "maxPendingSeconds (60 s)" in status["message"]
+    assert "Insufficient cpu" in status["message"]
+    assert ("lab", "sj-sim") not in h.kube.jobs
+    assert h.freed == 1
+
+
+def test_the_runtime_counts_from_the_start_not_from_the_job() -> None:
+    start = datetime.fromtimestamp(NOW.timestamp() - 500, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    h = Harness(status=admitted("Running", startTime=start))
+    h.kube.add_job("lab", _job({"ready": 1, "active": 1}))
+    again = h.process()  # 500 s of 600 used: look again when the limit is reached
+    assert again == 100.0
+    assert h.status()["phase"] == "Running"
+    late = datetime.fromtimestamp(NOW.timestamp() - 601, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    h.kube.simjobs[("lab", "sim")]["status"]["startTime"] = late
+    h.process()
+    status = h.status()
+    assert (status["phase"], status["reason"]) == ("TimedOut", Reason.DEADLINE_EXCEEDED)
+    assert ("lab", "sj-sim") not in h.kube.jobs  # the pod still ran: it is stopped

@@ -82,6 +82,9 @@ SECRET_KEY_WORK_DIR: Final = "workDir"  # optional, per-user Secrets: that user'
 
 # Hard ceiling the CRD schema can enforce without knowing the tier: 31 days.
 MAX_RUNTIME_SECONDS_CEILING: Final = 31 * 24 * 3600
+# How long an admitted SimJob may wait on its backend without starting, when its tier
+# does not say (SimTier spec.maxPendingSeconds).
+DEFAULT_MAX_PENDING_SECONDS: Final = 600
 # Name limits the CRDs enforce (CEL on metadata.name): a SimJob's name becomes
 # the label value simjob.io/name and, behind JOB_NAME_PREFIX, its Job's name —
 # both capped at 63 characters; a SimTier's name becomes the label simjob.io/tier.

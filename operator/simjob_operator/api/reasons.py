@@ -22,6 +22,7 @@ class Reason(enum.StrEnum):
     # Running.
     STARTING = "Starting"  # admitted; the backend object exists but has not started
     STARTED = "Started"  # the simulation runs
+    UNSCHEDULABLE = "Unschedulable"  # admitted, but the backend could not start it in time
     # Endings.
     COMPLETED = "Completed"
     ERROR = "Error"  # the simulation failed without a more specific reason

@@ -269,6 +269,9 @@ class Grant(ApiModel):
     gpu: int = Field(default=0, description="GPUs.")
     max_runtime_seconds: int = Field(description="Runtime limit in seconds.")
     priority_class_name: str | None = Field(default=None, description="The pod's PriorityClass.")
+    max_pending_seconds: int | None = Field(
+        default=None, description="How long it may wait on the backend without starting."
+    )
     ttl_seconds_after_finished: int | None = Field(
         default=None, description="The SimJob is deleted this long after it finished."
     )

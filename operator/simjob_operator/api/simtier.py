@@ -109,6 +109,14 @@ class SimTierSpec(ApiModel):
         description="How many SimJobs of one owner may run at once in this tier; "
         "the rest wait in phase Queued (reason WaitingForSlot).",
     )
+    max_pending_seconds: int | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_RUNTIME_SECONDS_CEILING,
+        description="How long an admitted SimJob may wait on its backend without starting "
+        "(unschedulable, image missing, Slurm pending) before it fails with reason "
+        "Unschedulable; unset: 600 s. This wait never counts against maxRuntimeSeconds.",
+    )
     ttl_seconds_after_finished: int | None = Field(
         default=None,
         ge=0,

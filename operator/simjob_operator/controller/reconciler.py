@@ -230,6 +230,8 @@ class Reconciler:
         observation: Observation | None,
         rejection: Rejection | None = None,
     ) -> float | None:
+        pending = self._pending_seconds(record, observation)
+        grant = record.status.grant
         verdict = next_phase(
             record.phase,
             reason=record.status.reason,
@@ -238,12 +240,37 @@ class Reconciler:
             rejection=rejection,
             observation=observation,
             max_runtime_seconds=record.status.effective_max_runtime_seconds,
+            pending_seconds=pending,
+            max_pending_seconds=grant.max_pending_seconds if grant is not None else None,
         )
         stored = await self._write(record, verdict, observation, log)
         again = await self._act(stored, verdict, backend, log)
         if again is None and observation is not None and not verdict.terminal:
-            return observation.recheck_after
+            return self._recheck(observation, pending, grant)
         return again
+
+    def _pending_seconds(self, record: SimJobRecord, obs: Observation | None) -> float | None:
+        """How long an admitted SimJob has waited on its backend without starting."""
+        if obs is None or obs.state != ObservedState.PENDING or not record.admitted:
+            return None
+        admitted = next(
+            (cond for cond in record.status.conditions if cond.type == c.COND_ADMITTED), None
+        )
+        since = parse_time(admitted.last_transition_time) if admitted is not None else None
+        return (self._now() - since).total_seconds() if since is not None else None
+
+    def _recheck(
+        self, obs: Observation, pending: float | None, grant: Grant | None
+    ) -> float | None:
+        """When to look again although no event may come: the backend's wish, and while
+        the object waits to start, soon (the scheduler's verdict changes no Job, so no
+        Job event announces it) and at the end of maxPendingSeconds."""
+        wishes = [obs.recheck_after] if obs.recheck_after is not None else []
+        if pending is not None:
+            wishes.append(min(self._timings.resync_interval, max(1.0, pending / 2)))
+            if grant is not None and grant.max_pending_seconds is not None:
+                wishes.append(max(0.5, grant.max_pending_seconds - pending + 0.5))
+        return min(wishes) if wishes else None
 
     async def _write(
         self,
@@ -274,6 +301,13 @@ class Reconciler:
         if verdict.action == Action.ADMIT:
             self._request_admission()
             return None
+        if verdict.action == Action.STOP and verdict.terminal:
+            # Decided here (runtime or maxPendingSeconds) while the object still exists.
+            gone = await backend.cancel(record)
+            log.info("stopping %s: %s", backend.backend_id(record), verdict.reason)
+            if not gone:
+                log.info("%s is being removed in the background", backend.backend_id(record))
+            return await self._expire(record, log)
         if verdict.action == Action.STOP:
             gone = await backend.cancel(record)
             log.info("stopping %s: %s", backend.backend_id(record), "gone" if gone else "waiting")

@@ -53,6 +53,9 @@ class Observation:
     # Look again after this many seconds although nothing will announce a change
     # (e.g. a SlurmCluster that may be applied a moment after its SimJob).
     recheck_after: float | None = None
+    # The outcome was decided by the operator (e.g. the runtime limit, counted from
+    # the start) while the backend object still runs: it must be stopped.
+    still_running: bool = False
 
     @property
     def finished(self) -> bool:

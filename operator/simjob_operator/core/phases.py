@@ -21,10 +21,13 @@ Rules, in order of precedence:
    report Cancelled only once it is gone (never "Cancelled" while pods live).
    Deleting a SimJob is handled the same way, with reason Deleted.
 4. Before admission: a rejection fails the SimJob; otherwise it waits or starts.
-5. After admission: the phase follows the backend, forward only.
+5. After admission, a backend object that has not started within the grant's
+   maxPendingSeconds fails the SimJob (reason Unschedulable) and is stopped.
+6. After admission: the phase follows the backend, forward only.
 
 Each rule is one function (``terminal_is_forever``, ``observed_outcome_wins``,
-``cancel_converges``, ``admission_decides``, ``backend_leads``); ``RULES`` is the
+``cancel_converges``, ``admission_decides``, ``pending_too_long``,
+``backend_leads``); ``RULES`` is the
 table, and the first rule with a verdict decides. The inputs are in
 ``core.observations``.
 """
@@ -226,6 +229,8 @@ class Facts:
     observation: Observation | None
     max_runtime_seconds: int | None
     deleted: bool
+    pending_seconds: float | None = None  # since admission, while the backend has not started
+    max_pending_seconds: int | None = None
 
     @property
     def stopping(self) -> bool:
@@ -255,7 +260,8 @@ def observed_outcome_wins(f: Facts) -> Verdict | None:
             "cancelled; the simulation was stopped",
             exit_code=obs.exit_code,
         )
-    return _finished_verdict(obs, f.max_runtime_seconds)
+    verdict = _finished_verdict(obs, f.max_runtime_seconds)
+    return dataclasses.replace(verdict, action=Action.STOP) if obs.still_running else verdict
 
 
 def cancel_converges(f: Facts) -> Verdict | None:
@@ -321,8 +327,27 @@ def admission_decides(f: Facts) -> Verdict | None:
     )
 
 
+def pending_too_long(f: Facts) -> Verdict | None:
+    """Rule 5: admitted but not started within maxPendingSeconds (unschedulable, an image
+    that cannot be pulled, a Slurm job pending for resources): fail, stop the object."""
+    obs = f.observation
+    if obs is None or obs.state != ObservedState.PENDING or f.current == Phase.RUNNING:
+        return None
+    if f.max_pending_seconds is None or f.pending_seconds is None:
+        return None
+    if f.pending_seconds <= f.max_pending_seconds:
+        return None
+    why = obs.reason or Reason.STARTING
+    detail = f": {obs.message}" if obs.message else ""
+    message = (
+        f"did not start within maxPendingSeconds ({f.max_pending_seconds} s); "
+        f"last seen waiting: {why}{detail}"
+    )
+    return _verdict(Phase.FAILED, Reason.UNSCHEDULABLE, message, Action.STOP)
+
+
 def backend_leads(f: Facts) -> Verdict | None:
-    """Rule 5: holding a slot, the phase follows the backend, forward only."""
+    """Rule 6: holding a slot, the phase follows the backend, forward only."""
     obs = f.observation
     if obs is None:
         return f.unchanged()
@@ -353,6 +378,7 @@ RULES: tuple[Callable[[Facts], Verdict | None], ...] = (
     observed_outcome_wins,
     cancel_converges,
     admission_decides,
+    pending_too_long,
     backend_leads,
 )
 
@@ -368,6 +394,8 @@ def next_phase(
     observation: Observation | None = None,
     max_runtime_seconds: int | None = None,
     deleted: bool = False,
+    pending_seconds: float | None = None,
+    max_pending_seconds: int | None = None,
 ) -> Verdict:
     """Decide the next phase. Pure; see the module docstring for the rules.
 
@@ -387,6 +415,8 @@ def next_phase(
         observation=observation,
         max_runtime_seconds=max_runtime_seconds,
         deleted=deleted,
+        pending_seconds=pending_seconds,
+        max_pending_seconds=max_pending_seconds,
     )
     for rule in RULES:
         verdict = rule(facts)

@@ -47,6 +47,7 @@ def grant_of(spec: SimJobSpec, tier: SimTierSpec) -> Grant:
         gpu=tier.gpu,
         max_runtime_seconds=spec.max_runtime_seconds or tier.max_runtime_seconds,
         priority_class_name=tier.priority_class_name,
+        max_pending_seconds=tier.max_pending_seconds or c.DEFAULT_MAX_PENDING_SECONDS,
         ttl_seconds_after_finished=tier.ttl_seconds_after_finished,
         slurm=tier.slurm.model_copy(deep=True) if tier.slurm is not None else None,
         node_selector=dict(tier.node_selector),

@@ -20,7 +20,9 @@ only when neither the Job nor any pod labelled with the SimJob's uid exists.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from simjob_operator.api import names as c
@@ -149,6 +151,30 @@ def interpret(job: Body | None, pods: Sequence[Body]) -> Observation:
     return Observation(ObservedState.PENDING, reason=reason, message=message)
 
 
+def runtime_limit(obs: Observation, record: SimJobRecord, now: datetime) -> Observation:
+    """The runtime limit counts from the start of the simulation, never from the Job's
+    creation (a Job's activeDeadlineSeconds includes the time its pod waited to be
+    scheduled; the Job gets runtime + maxPendingSeconds as a backstop). Running past the
+    grant's limit is a timeout decided here, with the pod still running. Pure."""
+    grant = record.status.grant
+    limit = grant.max_runtime_seconds if grant else record.status.effective_max_runtime_seconds
+    if obs.state != ObservedState.RUNNING or limit is None:
+        return obs
+    start = obs.start_time or parse_time(record.status.start_time)
+    if start is None:
+        return obs
+    left = limit - (now - start).total_seconds()
+    if left > 0:
+        return dataclasses.replace(obs, recheck_after=left)
+    return Observation(
+        ObservedState.DEADLINE_EXCEEDED,
+        reason=Reason.DEADLINE_EXCEEDED,
+        start_time=start,
+        finish_time=start + timedelta(seconds=limit),
+        still_running=True,
+    )
+
+
 def leftover_observation(pods: Sequence[Body]) -> Observation:
     """No Job: absent, unless pods of the SimJob are still there (e.g. terminating)."""
     if not pods:
@@ -168,9 +194,16 @@ def _is_ours(job: Body | None, record: SimJobRecord) -> bool:
 class KubernetesBackend:
     kind = c.JOB_KIND
 
-    def __init__(self, kube: KubeApi, *, retry_delay: float = 1.0) -> None:
+    def __init__(
+        self,
+        kube: KubeApi,
+        *,
+        retry_delay: float = 1.0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.kube = kube
         self.retry_delay = retry_delay
+        self._now = now
 
     def backend_id(self, record: SimJobRecord) -> str:
         return job_name(record.name)
@@ -223,11 +256,11 @@ class KubernetesBackend:
             leftovers = await self.kube.list_pods(record.namespace, f"{c.LABEL_UID}={record.uid}")
             return leftover_observation(leftovers)
         if not needs_pods(job):
-            return interpret(job, ())
+            return runtime_limit(interpret(job, ()), record, self._now())
         job_uid = (job.get("metadata") or {}).get("uid")
         selector = f"{c.POD_LABEL_CONTROLLER_UID}={job_uid}"
         pods = await self.kube.list_pods(record.namespace, selector)
-        return interpret(job, pods)
+        return runtime_limit(interpret(job, pods), record, self._now())
 
     async def cancel(self, record: SimJobRecord) -> bool:
         job, _foreign = await self._own_job(record)

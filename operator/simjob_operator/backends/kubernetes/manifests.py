@@ -79,6 +79,15 @@ def resources(grant: Grant) -> dict[str, dict[str, str]]:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
+def deadline_seconds(grant: Grant) -> int:
+    """The Job's activeDeadlineSeconds: a backstop only. It counts from the Job's start,
+    pending time included, so it is the runtime plus maxPendingSeconds; the operator
+    enforces the runtime itself from the moment the simulation started
+    (``backend.runtime_limit``) and maxPendingSeconds from admission."""
+    pending = grant.max_pending_seconds or c.DEFAULT_MAX_PENDING_SECONDS
+    return grant.max_runtime_seconds + pending
+
+
 def pod_security_context() -> dict[str, Any]:
     return {
         "runAsNonRoot": True,
@@ -153,7 +162,7 @@ def build_job_manifest(
             "backoffLimit": 0,
             "completions": 1,
             "parallelism": 1,
-            "activeDeadlineSeconds": grant.max_runtime_seconds,
+            "activeDeadlineSeconds": deadline_seconds(grant),
             "template": {"metadata": template_meta, "spec": pod_spec},
         },
     }

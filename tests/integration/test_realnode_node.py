@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import time
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -263,3 +264,36 @@ def test_pods_reach_the_kubernetes_service(kube: Kubectl, namespace: str, real_n
     logs = kube.run("-n", namespace, "logs", "svc").stdout
     assert pod["status"]["phase"] == "Succeeded", logs
     assert "connected" in logs
+
+
+def test_in_cluster_client_in_the_operator_image(
+    kube: Kubectl, namespace: str, real_node: str
+) -> None:
+    """The operator image's Python kubernetes client, configured in-cluster, reaches the API
+    server: the `kubernetes` Service, the serving certificate's IP SAN 10.96.0.1, the pod's
+    ServiceAccount token."""
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    subprocess.run(
+        [str(REPO / "hack" / "images" / "build.sh"), "--import", "operator"],
+        check=True,
+        timeout=1800,
+        stdout=subprocess.DEVNULL,
+    )
+    script = (
+        "from kubernetes import client, config; config.load_incluster_config(); "
+        "print('server', client.VersionApi().get_code().git_version)"
+    )
+    manifest = json.loads(
+        pod_manifest(
+            "incluster",
+            f"docker.io/library/simjob-operator:{version}",
+            command=["python3", "-c", script],
+            memory="128Mi",
+        )
+    )
+    manifest["spec"]["automountServiceAccountToken"] = True
+    pod = run_pod(kube, namespace, json.dumps(manifest), timeout=90)
+    logs = kube.run("-n", namespace, "logs", "incluster").stdout
+    assert pod["status"]["phase"] == "Succeeded", logs
+    server = kube.json("version")["serverVersion"]["gitVersion"]
+    assert f"server {server}" in logs

@@ -20,7 +20,7 @@ bad=0
 leftover() { printf '[check-clean] LEFT: %s\n' "$*" >&2; bad=1; }
 
 for p in /proc/[0-9]*; do
-  cmd="$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null || true)"
+  cmd="$(tr '\0' ' ' 2>/dev/null <"$p/cmdline" || true)"
   case "$cmd" in
     *"$state/node/containerd.sock"*|*"$state/bin/containerd "*|*"$state/bin/kubelet "*|*"$state/bin/kube-proxy "*)
       leftover "process ${p#/proc/}: $cmd" ;;

@@ -57,12 +57,13 @@ if [ -S "$sock" ] && [ -x "$bin/ctr" ] && "$bin/ctr" --address "$sock" version >
   for ns in $(ctr namespaces list -q 2>/dev/null); do
     tasks="$(ctr -n "$ns" tasks list -q 2>/dev/null || true)"
     for t in $tasks; do ctr -n "$ns" tasks kill -a -s SIGKILL "$t" >/dev/null 2>&1 || true; done
+    # Wait (up to 10 s) until none is RUNNING any more, then delete them.
+    for _ in $(seq 1 40); do
+      ctr -n "$ns" tasks list 2>/dev/null | awk 'NR > 1 && $3 == "RUNNING" {f=1} END {exit !f}' || break
+      sleep 0.25
+    done
     for t in $tasks; do
-      for _ in $(seq 1 20); do
-        ctr -n "$ns" tasks delete "$t" >/dev/null 2>&1 && break
-        sleep 0.25
-      done
-      ctr -n "$ns" tasks delete -f "$t" >/dev/null 2>&1 || true
+      ctr -n "$ns" tasks delete "$t" >/dev/null 2>&1 || ctr -n "$ns" tasks delete -f "$t" >/dev/null 2>&1 || true
     done
     containers="$(ctr -n "$ns" containers list -q 2>/dev/null || true)"
     for c in $containers; do ctr -n "$ns" containers delete "$c" >/dev/null 2>&1 || true; done
@@ -75,7 +76,7 @@ stop containerd
 # Shims that outlived containerd (they serve the socket named on their command line).
 for p in /proc/[0-9]*; do
   pid="${p#/proc/}"
-  cmd="$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null || true)"
+  cmd="$(tr '\0' ' ' 2>/dev/null <"$p/cmdline" || true)"
   case "$cmd" in
     *containerd-shim-runc-v2*"$sock"*)
       log "killing leftover runc shim (pid $pid) and its containers"

@@ -123,11 +123,10 @@ def test_succeeded(kube: Kube, namespace: str) -> None:
     resources = pods[0]["spec"]["containers"][0]["resources"]
     assert resources["requests"] == resources["limits"] == {"cpu": "500m", "memory": "256Mi"}
 
-    # Every phase transition was posted as an Event.
-    reasons = [e["reason"] for e in events_about(kube, namespace, "SimJob", "ok")]
-    assert Reason.ADMITTED in reasons
-    assert Reason.STARTED in reasons
-    assert Reason.COMPLETED in reasons
+    # Events are paid by the API server: a run that went its normal way gets one, at
+    # its end (admission and start are in status, not in Events).
+    events = events_about(kube, namespace, "SimJob", "ok")
+    assert [(e["reason"], e["type"]) for e in events] == [(Reason.COMPLETED, "Normal")]
 
 
 def test_failed_with_exit_code(kube: Kube, namespace: str) -> None:
@@ -217,7 +216,7 @@ def test_cancel_on_finished_changes_nothing(kube: Kube, namespace: str) -> None:
     generation = kube.simjob(namespace, "done")["metadata"]["generation"]
     assert generation == 2
     # Give the operator a full resync to (wrongly) act on it, then check nothing moved.
-    deadline = time.monotonic() + SETTINGS.timings.resync_interval + 2
+    deadline = time.monotonic() + SETTINGS.timings.resync_tick + 2
     while time.monotonic() < deadline:
         assert kube.status(namespace, "done") == before
         time.sleep(0.5)

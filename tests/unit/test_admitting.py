@@ -14,6 +14,7 @@ from simjob_operator.api.reasons import Reason
 from simjob_operator.backends.base import Backend
 from simjob_operator.backends.kubernetes.backend import KubernetesBackend
 from simjob_operator.controller.admitter import Admitter
+from simjob_operator.controller.cache import SimJobCache
 from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.tiers import TierCache
 from simjob_operator.core.records import SimJobRecord
@@ -44,15 +45,27 @@ def managed(name: str, created: str, **kwargs: Any) -> dict[str, Any]:
     return body
 
 
+CACHES: dict[int, SimJobCache] = {}
+
+
 def admitter(kube: FakeKube, admitted: list[str]) -> Admitter:
+    """An admitter over the fake, with the SimJob cache the runtime would give it (one
+    per fake: seeded by one LIST, then fed by ``watch``, as kopf's events would)."""
     backends: dict[str, Backend] = {c.BACKEND_KUBERNETES: KubernetesBackend(kube)}
+    cache = CACHES.setdefault(id(kube), SimJobCache())
     return Admitter(
         kube=kube,
+        cache=cache,
         tiers=TierCache(kube),
-        recorder=Recorder(kube),
+        recorder=Recorder(kube, on_stored=cache.stored),
         backends=backends,
         on_admitted=lambda record: admitted.append(record.name),
     )
+
+
+def watch(kube: FakeKube, name: str) -> None:
+    """The watch event of a change made on the fake API server."""
+    CACHES[id(kube)].observe(body_of(kube, name))
 
 
 async def until(check: Callable[[], bool]) -> None:
@@ -80,6 +93,8 @@ def test_a_simjob_without_the_finalizer_is_not_written_to() -> None:
     assert admitted == []
     assert anything_waits  # so the pass is repeated
     body_of(kube, "fresh")["metadata"]["finalizers"] = [c.FINALIZER]
+    body_of(kube, "fresh")["metadata"]["resourceVersion"] = "5000"
+    watch(kube, "fresh")
     assert not run(main())
     assert sorted(admitted) == ["fresh", "later"]
 
@@ -102,6 +117,7 @@ def test_a_released_slot_asks_for_a_pass_only_when_someone_waits() -> None:
         assert worker.passes == 1
 
         kube.add_simjob(managed("next", "2025-01-01T12:00:05Z"))
+        watch(kube, "next")
         worker.trigger()  # a new SimJob asks for its own pass; it has to wait
         await until(lambda: worker.passes == 2)
         await until(lambda: patched(kube) == ["next"])
@@ -109,6 +125,8 @@ def test_a_released_slot_asks_for_a_pass_only_when_someone_waits() -> None:
             Reason.WAITING_FOR_SLOT
         )
         body_of(kube, "holder")["status"]["phase"] = "Succeeded"
+        body_of(kube, "holder")["metadata"]["resourceVersion"] = "6000"
+        watch(kube, "holder")
         worker.slot_freed()  # someone waits: decide again
         await until(lambda: admitted == ["next"])
         assert worker.passes == 3

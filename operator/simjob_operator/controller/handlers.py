@@ -2,8 +2,10 @@
 
 SimJob watch events (the listing at start-up included) put the SimJob into the
 reconcile queue with the body they carry, unless they only echo a status write
-(``sightings.simjob_event_wanted``); a resync timer does the same every 10 s
-for unfinished SimJobs that nothing else reconciled meanwhile; batch/v1 Job
+(``sightings.simjob_event_wanted``) and every body into the SimJob cache that
+admission decides from; the runtime's one resync loop re-reconciles SimJobs that
+nothing looked at for a while (no per-SimJob timer: an idle operator costs nothing
+per SimJob); batch/v1 Job
 events (only Jobs labelled simjob.io/uid, filtered by the API server) enqueue
 the owning SimJob with the Job's status, so phases follow pods within a second
 without reading the Job again; SimTier events refresh the tier cache and re-run
@@ -26,7 +28,6 @@ import kopf
 from simjob_operator.api import names as c
 from simjob_operator.controller.runtime import Runtime
 from simjob_operator.core.logs import install_formatter
-from simjob_operator.core.phases import is_terminal
 from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.sightings import Seen, Sighting, owning_simjob, simjob_event_wanted
@@ -103,26 +104,11 @@ async def simjob_event(
         runtime.forget(key)
         runtime.admitter.slot_freed()  # gone, e.g. its finalizer was removed by hand
         return
-    runtime.simjobs[key] = body
-    if simjob_event_wanted(type, body):
-        runtime.queue.add(key, Sighting(simjob=body))
-
-
-def _not_finished(status: kopf.Status, **_: Any) -> bool:
-    return not is_terminal(status.get("phase"))
-
-
-@kopf.timer(
-    *SIMJOBS,
-    id=c.HANDLER_RESYNC,
-    interval=SETTINGS.timings.resync_interval,
-    idle=SETTINGS.timings.resync_idle,
-    when=_not_finished,
-)
-async def resync(
-    namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> None:
-    _runtime(memo).resync((namespace or "", name), body)
+    record = runtime.cache.observe(body)
+    if record is not None and simjob_event_wanted(type, body):
+        runtime.queue.add(key, Sighting(simjob=record.body))
+    elif record is not None:
+        runtime.admitter.trigger()  # e.g. kopf's finalizer arrived: it may be decided now
 
 
 @kopf.on.delete(*SIMJOBS, id=c.HANDLER_CLEANUP, backoff=SETTINGS.timings.cleanup_retry)
@@ -152,8 +138,9 @@ async def job_event(
     owner = owning_simjob(body)
     if owner is not None:
         runtime, key = _runtime(memo), (namespace or "", owner)
-        sighting = Sighting(simjob=runtime.simjobs.get(key), backend=Seen.of(type, body))
-        runtime.queue.add(key, sighting)
+        seen = Seen.of(type, body)
+        runtime.jobs[key] = seen
+        runtime.queue.add(key, Sighting(simjob=runtime.cache.body(key), backend=seen))
 
 
 @kopf.on.event(*SIMTIERS, id=c.HANDLER_TIER_EVENT)
@@ -162,4 +149,4 @@ async def tier_event(
 ) -> None:
     runtime = _runtime(memo)
     runtime.tiers.update(name, None if type == "DELETED" else body)
-    runtime.admitter.trigger()  # a new or bigger tier may free slots
+    runtime.admitter.tier_changed()  # a new or bigger tier may free slots

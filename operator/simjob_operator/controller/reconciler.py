@@ -267,7 +267,7 @@ class Reconciler:
         Job event announces it) and at the end of maxPendingSeconds."""
         wishes = [obs.recheck_after] if obs.recheck_after is not None else []
         if pending is not None:
-            wishes.append(min(self._timings.resync_interval, max(1.0, pending / 2)))
+            wishes.append(min(self._timings.resync_tick, max(1.0, pending / 2)))
             if grant is not None and grant.max_pending_seconds is not None:
                 wishes.append(max(0.5, grant.max_pending_seconds - pending + 0.5))
         return min(wishes) if wishes else None

@@ -3,10 +3,12 @@
 ``Runtime`` owns one ``kube.seam.KubeApi`` client, the ``controller.tiers.TierCache``,
 the backends (Kubernetes, and Slurm with its pollers' task), the reconcile
 ``controller.workqueue.WorkQueue`` (drained by ``controller.reconciler.Reconciler``),
-the ``controller.admitter.Admitter`` and the newest SimJob body each watch event
-delivered (``simjobs``: where a reconcile triggered by a Job event starts, instead
-of a GET). It takes one ``core.settings.Settings`` and hands each part what it
-needs. ``controller.handlers`` creates it on startup, feeds it from kopf's watches,
+the ``controller.admitter.Admitter``, the ``controller.cache.SimJobCache`` (the newest
+body of every SimJob, where admission decides and a reconcile starts) and the newest
+Job event of each SimJob (``jobs``). One resync loop re-reconciles, from those caches
+and without an API call, the unfinished SimJobs nothing looked at for a while. It
+takes one ``core.settings.Settings`` and hands each part what it needs.
+``controller.handlers`` creates it on startup, feeds it from kopf's watches,
 and stops it on cleanup by putting sentinels into its queues (no Task.cancel()).
 """
 
@@ -14,19 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from simjob_operator.api import names as c
 from simjob_operator.backends.base import Backend
 from simjob_operator.backends.kubernetes.backend import KubernetesBackend
 from simjob_operator.backends.slurm.backend import SlurmBackend
 from simjob_operator.controller.admitter import Admitter
+from simjob_operator.controller.cache import SimJobCache
 from simjob_operator.controller.reconciler import Reconciler
 from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.tiers import TierCache
 from simjob_operator.controller.workqueue import Key, WorkQueue
+from simjob_operator.core.phases import is_terminal
 from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Settings
@@ -41,7 +43,8 @@ class Runtime:
         self.kube = kube
         self.settings = settings
         self.tiers = TierCache(kube)
-        self.recorder = Recorder(kube)
+        self.cache = SimJobCache()
+        self.recorder = Recorder(kube, on_stored=self.cache.stored)
         self.queue: WorkQueue[Sighting] = WorkQueue(
             self._process,
             workers=settings.limits.reconcile_workers,
@@ -61,11 +64,12 @@ class Runtime:
         }
         self.admitter = Admitter(
             kube=kube,
+            cache=self.cache,
             tiers=self.tiers,
             recorder=self.recorder,
             backends=self.backends,
             on_admitted=self._admitted,
-            timings=settings.timings,
+            settings=settings,
         )
         self.reconciler = Reconciler(
             kube=kube,
@@ -77,11 +81,11 @@ class Runtime:
             settings=settings,
         )
         self._tasks: list[asyncio.Task[None]] = []
-        # The newest SimJob bodies from the watch (kopf's; parsed from a copy). A
-        # stale one costs a 409 and a GET: status writes carry its resourceVersion.
-        self.simjobs: dict[Key, Mapping[str, Any]] = {}
+        # The newest Job event of each SimJob: a resync observes from it, not a GET.
+        self.jobs: dict[Key, Seen] = {}
         # When each SimJob was last reconciled (loop time), for ``resync``.
         self._reconciled: dict[Key, float] = {}
+        self._stopping: asyncio.Queue[bool] = asyncio.Queue()
 
     def _admitted(self, record: SimJobRecord) -> None:
         nothing = Seen.nothing_yet(record.resource_version)
@@ -92,18 +96,40 @@ class Runtime:
         self._reconciled[key] = asyncio.get_running_loop().time()
         return again
 
-    def resync(self, key: Key, body: Mapping[str, Any]) -> None:
-        """The resync timer's tick: reconcile ``key`` unless a reconcile looked at it
-        within the last resync interval (a watch event, a retry or admission did the
-        timer's work: the timer is for SimJobs nothing else looks at)."""
-        last = self._reconciled.get(key)
+    def resync(self) -> int:
+        """One tick of the resync loop: reconcile the unfinished SimJobs that nothing
+        looked at within ``resync_interval`` (a watch event, a retry or admission did
+        the loop's work for the others), starting from the cached bodies. Returns how
+        many were queued."""
         now = asyncio.get_running_loop().time()
-        if last is None or now - last >= self.settings.timings.resync_interval:
-            self.queue.add(key, Sighting(simjob=body))
+        interval = self.settings.timings.resync_interval
+        queued = 0
+        for record in self.cache.records():
+            if is_terminal(record.phase) or record.deleting:
+                continue
+            last = self._reconciled.get(record.key)
+            if last is not None and now - last < interval:
+                continue
+            self._reconciled[record.key] = now  # not again before its turn comes
+            self.queue.add(
+                record.key, Sighting(simjob=record.body, backend=self.jobs.get(record.key))
+            )
+            queued += 1
+        return queued
+
+    async def _resync_loop(self) -> None:
+        tick = self.settings.timings.resync_tick
+        while True:
+            try:
+                if await asyncio.wait_for(self._stopping.get(), tick):
+                    return
+            except TimeoutError:
+                self.resync()
 
     def forget(self, key: Key) -> None:
         """The SimJob is gone."""
-        self.simjobs.pop(key, None)
+        self.cache.forget(key)
+        self.jobs.pop(key, None)
         self._reconciled.pop(key, None)
 
     def start(self) -> None:
@@ -118,6 +144,7 @@ class Runtime:
             asyncio.create_task(self.queue.run(), name="simjob-reconcile-queue"),
             asyncio.create_task(self.admitter.run(), name="simjob-admitter"),
             asyncio.create_task(self.slurm.run(), name="simjob-slurm"),
+            asyncio.create_task(self._resync_loop(), name="simjob-resync"),
         ]
         self.admitter.trigger()  # slots are recomputed from the API server at every start
 
@@ -125,5 +152,6 @@ class Runtime:
         self.queue.stop()
         self.admitter.stop()
         self.slurm.stop()
+        self._stopping.put_nowait(True)
         await asyncio.gather(*self._tasks)
         self._tasks = []

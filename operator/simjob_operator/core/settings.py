@@ -16,8 +16,11 @@ import dataclasses
 class Timings:
     """The level-triggered loops (seconds)."""
 
-    resync_interval: float = 10.0  # re-observe an unfinished SimJob nothing looked at
-    resync_idle: float = 5.0  # ...but only when the SimJob has been quiet this long
+    # Re-observe an unfinished SimJob that nothing looked at for this long (watches are
+    # the way changes arrive; this only heals a missed event). The loop ticks every
+    # resync_tick and costs no API call for a SimJob whose Job the watch delivered.
+    resync_interval: float = 120.0
+    resync_tick: float = 10.0
     admission_resync: float = 10.0  # admission re-evaluates while anything waits
     stop_poll: float = 1.0  # re-check a cancel or delete until the backend object is gone
     unknown_tier_grace: float = 5.0  # a SimJob may be applied just before its SimTier
@@ -38,6 +41,11 @@ class Limits:
     api_connect_timeout: float = 5.0
     api_read_timeout: float = 30.0
     max_conflicts: int = 5  # 409s in a row before a reconcile is retried later
+    queue_head: int = 3  # a waiting SimJob's position is written again when it gets here
+    # Client-side rate limit toward the API server (client-go's controllers use 20/30).
+    api_qps: float = 50.0
+    api_burst: int = 100
+    api_429_retries: int = 3
 
 
 @dataclasses.dataclass(frozen=True)

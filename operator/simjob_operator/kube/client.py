@@ -5,7 +5,7 @@ the custom-objects API serves SimJobs, SimTiers, SlurmClusters, batch/v1 Jobs an
 events.k8s.io Events (no generated model classes are built); the core/v1 pod and
 Secret calls go through the ApiClient directly, so the huge CoreV1Api module is
 never imported (the package is heavy: import only what is used). Every failure
-becomes one of ``kube.seam``'s errors in ``_translate``, the one place where HTTP
+becomes one of ``kube.seam``'s errors in ``kube.translate``, the one place where HTTP
 statuses are judged. The implementation of ``kube.seam.KubeApi``; built by
 ``controller.runtime``.
 """
@@ -19,8 +19,7 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -31,59 +30,20 @@ from kubernetes.client.configuration import Configuration
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config import incluster_config, kube_config
 from kubernetes.config.config_exception import ConfigException
-from urllib3.exceptions import HTTPError
 
 from simjob_operator.api import names as c
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Limits
+from simjob_operator.kube.ratelimit import TokenBucket
 from simjob_operator.kube.seam import (
-    AlreadyExists,
     Body,
     Conflict,
     Gone,
-    KubeError,
-    Refused,
     Unavailable,
 )
+from simjob_operator.kube.translate import judged
 
-MESSAGE_LIMIT = 512
-
-
-def _server_message(exc: ApiException) -> str:
-    """The API server's own message (the Status object's ``message``), else the reason."""
-    try:
-        status = json.loads(exc.body or "{}")
-    except (TypeError, ValueError):
-        status = {}
-    message = status.get("message") if isinstance(status, dict) else None
-    return str(message or exc.reason or f"HTTP {exc.status}")[:MESSAGE_LIMIT]
-
-
-def _translate(exc: BaseException, what: str) -> KubeError:
-    """One judgement of every failure: what a caller can do about it."""
-    if isinstance(exc, ApiException):
-        status = int(exc.status or 0)
-        message = f"{what}: {_server_message(exc)}"
-        if status == 409:
-            if "AlreadyExists" in (exc.body or "") or "already exists" in message:
-                return AlreadyExists(message, status=status)
-            return Conflict(message, status=status)
-        if status == 404:
-            return Gone(message, status=status)
-        if status == 429 or status >= 500 or status == 0:
-            return Unavailable(message, status=status)
-        return Refused(message, status=status)
-    return Unavailable(f"{what}: {type(exc).__name__}: {exc}"[:MESSAGE_LIMIT])
-
-
-@contextmanager
-def _judged(what: str) -> Iterator[None]:
-    try:
-        yield
-    except KubeError:
-        raise
-    except (ApiException, HTTPError, OSError, TimeoutError) as exc:
-        raise _translate(exc, what) from exc
+RETRY_AFTER_MAX = 10.0  # seconds: a 429's Retry-After is honoured up to this
 
 
 def load_configuration(limits: Limits = SETTINGS.limits) -> Configuration:
@@ -121,6 +81,8 @@ class Kube:
         # The namespaces served (empty: all); list_simjobs reads only these.
         self.namespaces = tuple(namespaces)
         self._timeout = (limits.api_connect_timeout, limits.api_read_timeout)
+        self.limiter = TokenBucket(limits.api_qps, limits.api_burst)
+        self._retries_429 = limits.api_429_retries
 
     @classmethod
     def connect(cls, limits: Limits = SETTINGS.limits) -> Kube:
@@ -131,9 +93,23 @@ class Kube:
         return cls(ApiClient(configuration=configuration), namespaces, limits=limits)
 
     async def call(self, what: str, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """One blocking client call in a worker thread; failures as ``kube.seam`` errors."""
-        with _judged(what):
-            return await asyncio.to_thread(func, *args, _request_timeout=self._timeout, **kwargs)
+        """One blocking client call in a worker thread, through the rate limit; a 429 is
+        retried after its Retry-After; failures as ``kube.seam`` errors."""
+        return await self._limited(
+            what, lambda: func(*args, _request_timeout=self._timeout, **kwargs)
+        )
+
+    async def _limited(self, what: str, send: Callable[[], Any]) -> Any:
+        for attempt in range(self._retries_429 + 1):
+            await self.limiter.acquire()
+            try:
+                with judged(what):
+                    return await asyncio.to_thread(send)
+            except Unavailable as exc:
+                if exc.status != 429 or attempt == self._retries_429:
+                    raise
+                await asyncio.sleep(min(RETRY_AFTER_MAX, exc.retry_after or 1.0))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def get_or_none(self, what: str, func: Callable[..., Any], /, *args: Any) -> Body | None:
         """A GET through ``call``; None for 404."""
@@ -297,8 +273,8 @@ class Kube:
         return result
 
     async def _core(self, what: str, method: str, path: str, query: list[tuple[str, str]]) -> Body:
-        with _judged(what):
-            return await asyncio.to_thread(self._core_request, method, path, query)
+        result: Body = await self._limited(what, lambda: self._core_request(method, path, query))
+        return result
 
     async def list_pods(self, namespace: str, label_selector: str) -> list[Body]:
         path = f"/api/v1/namespaces/{quote(namespace)}/pods"

@@ -51,6 +51,8 @@ class Refused(KubeError):
 class Unavailable(KubeError):
     """The API server did not answer or asked to come back later (429, 5xx)."""
 
+    retry_after: float | None = None  # seconds, from a 429's Retry-After
+
 
 class KubeApi(Protocol):
     """Every API call the operator makes; each one is a coroutine."""

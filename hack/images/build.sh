@@ -60,6 +60,15 @@ ref_of() {
 
 hash_of() { sha256sum | cut -c1-16; }
 
+prune() {  # prune PREFIX KEEP_DIR: of the cache folders PREFIX-*, keep KEEP_DIR and the newest other one
+  local d n=0
+  for d in $(ls -dt "$1"-* 2>/dev/null); do
+    [ "$d" = "$2" ] && continue
+    n=$((n + 1))
+    [ "$n" -le 1 ] || rm -rf "$d"
+  done
+}
+
 run_step() {  # run_step LOG <cmd...>: stop with the exact command when it fails
   local logf="$1"; shift
   if ! "$@" >>"$logf" 2>&1; then
@@ -87,6 +96,7 @@ rootfs_debian() {
     --customize-hook='rm -rf "$1"/var/cache/* "$1"/var/log/* "$1"/tmp/* "$1"/var/lib/apt/lists/*' \
     "$SUITE" "$dir/rootfs"
   touch "$dir/.complete"
+  prune "$images/rootfs-$name" "$dir"
   log "rootfs $name built in $((SECONDS - start)) s ($(du -sh "$dir/rootfs" | cut -f1))"
   echo "$dir/rootfs"
 }
@@ -222,6 +232,7 @@ SH
     log "$name: built $ref in $((SECONDS - start)) s ($(du -h "$tar" | cut -f1))"
   fi
   ln -sfn "$tar" "$images/latest/$name.tar"
+  prune "$images/$name" "$dir"
   echo "$name $ref $tar"
 }
 

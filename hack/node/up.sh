@@ -102,10 +102,10 @@ if [ "${#dead[@]}" -gt 0 ]; then
 fi
 for p in "$KUBELET_PORT" "$KUBELET_HEALTHZ_PORT" "$PROXY_HEALTHZ_PORT" "$PROXY_METRICS_PORT"; do
   user="$(port_user "$p")"
-  [ -z "$user" ] || die "port 127.0.0.1:$p is already in use by $user. Stop it, or choose other ports with SIMJOB_KUBELET_PORT etc. (see hack/node/up.sh)"
+  [ -z "$user" ] || die "port 127.0.0.1:$p is already in use by $user (another cluster's real node? One real node per machine: its interface, cgroups and iptables chains are machine-wide). Stop it, or start this cluster with SIMJOB_REAL_NODE=0"
 done
 ip link show "$BRIDGE" >/dev/null 2>&1 \
-  && die "network interface $BRIDGE exists already (left by an earlier node?): hack/node/down.sh removes it"
+  && die "network interface $BRIDGE exists already: another cluster's real node runs (then start this one with SIMJOB_REAL_NODE=0), or an earlier one was not cleaned up (SIMJOB_CLUSTER_DIR=<its state dir> hack/node/down.sh)"
 
 # --- what the node needs on this machine ---------------------------------------------------
 "$here/deps.sh"

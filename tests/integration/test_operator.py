@@ -73,6 +73,7 @@ def test_succeeded(kube: Kube, namespace: str) -> None:
         "memory": "256Mi",
         "gpu": 0,
         "maxRuntimeSeconds": 600,
+        "maxPendingSeconds": 600,  # the default
         "nodeSelector": {},
         "tolerations": [],
     }

@@ -280,3 +280,33 @@ def test_observe_trusts_admission_only_for_the_simjob_it_admitted() -> None:
     # the SimJob changed since (e.g. another reconcile created the Job): look
     assert observe(kube, Seen.nothing_yet("99")).state == ObservedState.RUNNING
     assert kube.log == ["get sj-sim"]
+
+
+def test_a_failed_run_says_its_exit_code_and_last_lines() -> None:
+    tail = "step 9 of 10\nTraceback (most recent call last):\nValueError: diverged\n"
+    failed = pod("Failed", {"terminated": {"exitCode": 3, "reason": "Error", "message": tail}})
+    seen = interpret(job(("Failed", "BackoffLimitExceeded")), [failed])
+    assert (seen.state, seen.exit_code) == (ObservedState.FAILED, 3)
+    assert seen.message is not None
+    assert seen.message.startswith("the simulation exited with code 3; the last lines")
+    assert seen.message.endswith("ValueError: diverged")
+    quiet = pod("Failed", {"terminated": {"exitCode": 1, "reason": "Error"}})
+    assert interpret(job(("Failed", "BackoffLimitExceeded")), [quiet]).message is None
+
+
+def test_the_container_reports_its_last_lines_on_failure() -> None:
+    record = SimJobRecord.from_body(simjob_body())
+    assert record.spec is not None
+    from simjob_operator.api.simjob import Grant
+    from simjob_operator.backends.kubernetes.manifests import build_job_manifest
+
+    manifest = build_job_manifest(
+        namespace="lab",
+        name="sim",
+        uid="u",
+        spec=record.spec,
+        owner="lab",
+        grant=Grant(cpu="1", memory="1Gi", max_runtime_seconds=60),
+    )
+    (container,) = manifest["spec"]["template"]["spec"]["containers"]
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"

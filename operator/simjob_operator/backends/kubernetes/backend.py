@@ -131,7 +131,7 @@ def interpret(job: Body | None, pods: Sequence[Body]) -> Observation:
             ObservedState.FAILED,
             exit_code=int(exit_code) if exit_code is not None else None,
             reason=terminated.get("reason") or pod_status.get("reason") or failed.get("reason"),
-            message=terminated.get("message")
+            message=failure_message(exit_code, terminated.get("message"))
             or pod_status.get("message")
             or (None if exit_code is not None else failed.get("message")),
             start_time=parse_time(terminated.get("startedAt")) or job_start,
@@ -173,6 +173,17 @@ def runtime_limit(obs: Observation, record: SimJobRecord, now: datetime) -> Obse
         finish_time=start + timedelta(seconds=limit),
         still_running=True,
     )
+
+
+def failure_message(exit_code: Any, tail: Any) -> str | None:
+    """The message of a failed run: its exit code and the last lines of its output (the
+    container's termination message, FallbackToLogsOnError). Pure."""
+    if not tail:
+        return None
+    text = str(tail).strip()
+    if exit_code is None:
+        return text
+    return f"the simulation exited with code {exit_code}; the last lines of its output:\n{text}"
 
 
 def leftover_observation(pods: Sequence[Body]) -> Observation:

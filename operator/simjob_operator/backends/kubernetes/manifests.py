@@ -126,6 +126,9 @@ def build_job_manifest(
         "command": list(spec.command),
         "resources": resources(grant),
         "securityContext": container_security_context(),
+        # A failed run's last lines of output become its termination message, which
+        # the backend puts into status.message (kubelet: at most 80 lines / 2 KiB).
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if spec.args:
         container["args"] = list(spec.args)

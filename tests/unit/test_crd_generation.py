@@ -17,6 +17,7 @@ import yaml
 
 from simjob_operator.api import crd_generation as gen
 from simjob_operator.api import names as c
+from simjob_operator.api.base import MAX_ARG_LENGTH, NO_CONTROL_EXCEPT_TAB_NEWLINE_PATTERN
 from simjob_operator.api.crd_generation import generate_crds
 from simjob_operator.api.structural_schema import ALLOWED_KEYWORDS, TYPES
 
@@ -223,14 +224,20 @@ def test_simjob_spec_fields_and_defaults() -> None:
     assert props["cancel"]["default"] is False
     assert props["command"]["minItems"] == 1
     # json_schema_extra "items" is merged into, not substituted for, the item schema.
-    assert props["command"]["items"] == {"type": "string", "minLength": 1}
+    assert props["command"]["items"] == {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_ARG_LENGTH,
+        "pattern": NO_CONTROL_EXCEPT_TAB_NEWLINE_PATTERN,
+    }
     assert props["maxRuntimeSeconds"]["minimum"] == 1
     assert props["maxRuntimeSeconds"]["maximum"] == c.MAX_RUNTIME_SECONDS_CEILING
     assert props["env"]["x-kubernetes-list-type"] == "map"
     assert props["env"]["items"]["required"] == ["name"]
     labels = props["podMetadata"]["properties"]["labels"]
     assert labels["type"] == "object"
-    assert labels["additionalProperties"] == {"type": "string"}
+    assert labels["additionalProperties"]["type"] == "string"
+    assert labels["additionalProperties"]["maxLength"] == 63
     assert "owner" in props
     assert "image" in props
     assert "default" not in props["owner"]
@@ -277,7 +284,9 @@ def _rules(node: JsonDict) -> dict[str, str]:
 
 
 def test_cel_tier_is_immutable() -> None:
-    assert _rules(_at(_schema("SimJob"), "spec.tier")) == {"self == oldSelf": "tier is immutable"}
+    (message,) = _rules(_at(_schema("SimJob"), "spec.tier")).values()
+    assert "self == oldSelf" in _rules(_at(_schema("SimJob"), "spec.tier"))
+    assert message.startswith("spec.tier is immutable")
 
 
 def test_cel_cancel_cannot_go_back() -> None:
@@ -293,9 +302,33 @@ def test_cel_owner_is_immutable_including_add_and_remove() -> None:
 @pytest.mark.parametrize("field", ["labels", "annotations"])
 def test_cel_reserved_pod_metadata_keys(field: str) -> None:
     node = _at(_schema("SimJob"), f"spec.podMetadata.{field}")
-    (message,) = _rules(node).values()
+    message = _rules(node)["self.all(k, !k.startsWith('simjob.io/'))"]
     assert "simjob.io/" in message
-    assert "self.all(k, !k.startsWith('simjob.io/'))" in _rules(node)
+
+
+def test_cel_every_spec_field_but_cancel_is_immutable() -> None:
+    spec = _at(_schema("SimJob"), "spec")
+    for name, node in spec["properties"].items():
+        rules = _rules(node)
+        if name == "cancel":
+            assert "self == oldSelf" not in rules
+            continue
+        assert rules.get("self == oldSelf", "").startswith(f"spec.{name} is immutable"), name
+    optional = (
+        set(spec["properties"]) - set(spec["required"]) - {"cancel", "args", "env", "backend"}
+    )
+    for name in optional:
+        assert f"has(self.{name}) == has(oldSelf.{name})" in _rules(spec), name
+
+
+def test_cel_tier_quantities_are_bounded() -> None:
+    props = _at(_schema("SimTier"), "spec")["properties"]
+    for name, high in (("cpu", "1024"), ("memory", "64Ti")):
+        messages = _rules(props[name]).values()
+        assert f"{name} must be at most {high}" in messages
+        assert f"{name} must be above 0" in messages
+    for name in ("ttlSecondsAfterFinished", "maxPendingSeconds", "gpu", "maxRuntimeSeconds"):
+        assert "maximum" in props[name], name
 
 
 @pytest.mark.parametrize(
@@ -308,9 +341,9 @@ def test_cel_name_length(kind: str, limit: int) -> None:
 
 @pytest.mark.parametrize("field", ["cpu", "memory"])
 def test_cel_tier_quantities_above_zero(field: str) -> None:
-    ((rule, message),) = _rules(_at(_schema("SimTier"), f"spec.{field}")).items()
+    rules = _rules(_at(_schema("SimTier"), f"spec.{field}"))
+    (rule,) = [r for r, m in rules.items() if m == f"{field} must be above 0"]
     assert "quantity(self).isGreaterThan(quantity('0'))" in rule
-    assert message == f"{field} must be above 0"
 
 
 @pytest.mark.parametrize("kind", ["SimJob", "SimTier"])

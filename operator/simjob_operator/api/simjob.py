@@ -3,76 +3,40 @@
 ``SimJobSpec`` (tier, owner, backend, image, command, env, podMetadata, slurm,
 cancel) and ``SimJobStatus`` (phase, conditions, the ``Grant`` recorded at
 admission, the backend reference, usage). Cross-field rules the API server can
-check live here as CEL; rules that need other objects (the tier) are checked by
-the operator (``core.validation``). Built on ``api.base``; CRD by
-``api.crd_generation``.
+check live here as CEL: every spec field but ``cancel`` is immutable (transition
+rules), the program and the total size of command, args and env are bounded; the
+env and podMetadata models and their rules are in ``api.pod``. Rules that need other
+objects (the tier) are checked by the operator (``core.validation``). Built on
+``api.base``; CRD by ``api.crd_generation``.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, JsonValue
 
 from simjob_operator.api.base import (
     DNS_SUBDOMAIN_PATTERN,
-    ENV_NAME_PATTERN,
+    MAX_ARG_LENGTH,
+    MAX_TOTAL_ARGV_ENV,
+    NO_CONTROL_EXCEPT_TAB_NEWLINE_PATTERN,
+    NO_CONTROL_RULE,
+    NO_SPACE_OR_CONTROL_RULE,
     SLURM_NAME_PATTERN,
     ApiModel,
     cel,
 )
 from simjob_operator.api.names import (
     MAX_RUNTIME_SECONDS_CEILING,
-    POD_METADATA_MAX_ENTRIES,
     SIMJOB_NAME_MAX_LENGTH,
     SIMTIER_NAME_MAX_LENGTH,
 )
+from simjob_operator.api.pod import EnvVar as EnvVar
+from simjob_operator.api.pod import PodMetadata as PodMetadata
 from simjob_operator.api.simtier import SlurmTierSpec, Toleration
 
 # --------------------------------------------------------------------------- SimJob
-
-
-class EnvVar(ApiModel):
-    """One environment variable for the simulation."""
-
-    name: str = Field(
-        min_length=1,
-        max_length=256,
-        pattern=ENV_NAME_PATTERN,
-        description="Variable name (letters, digits, underscore; not starting with a digit).",
-    )
-    value: str = Field(default="", max_length=32768, description="Variable value.")
-
-
-class PodMetadata(ApiModel):
-    """Labels and annotations copied onto the pod that runs the simulation."""
-
-    labels: dict[str, str] = Field(
-        default_factory=dict,
-        max_length=POD_METADATA_MAX_ENTRIES,
-        description="Labels for the pod. Keys under simjob.io/ are reserved.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.all(k, !k.startsWith('simjob.io/'))",
-                    "label keys under simjob.io/ are reserved for the operator",
-                ),
-            ],
-        },
-    )
-    annotations: dict[str, str] = Field(
-        default_factory=dict,
-        max_length=POD_METADATA_MAX_ENTRIES,
-        description="Annotations for the pod. Keys under simjob.io/ are reserved.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.all(k, !k.startsWith('simjob.io/'))",
-                    "annotation keys under simjob.io/ are reserved for the operator",
-                ),
-            ],
-        },
-    )
 
 
 class LocalSecretRef(ApiModel):
@@ -121,6 +85,27 @@ class SimJobSlurmSpec(ApiModel):
     )
 
 
+IMMUTABLE = "is immutable: create a new SimJob (only spec.cancel may change)"
+# Characters of command, args and env names and values (CEL on SimJobSpec).
+_TOTAL_ARGV_ENV = (
+    "(self.command.map(c, c.size()).sum()"
+    " + (has(self.args) ? self.args.map(a, a.size()).sum() : 0)"
+    " + (has(self.env) ? self.env.map(e, e.name.size()"
+    " + (has(e.value) ? e.value.size() : 0)).sum() : 0))"
+)
+
+
+def _immutable(name: str) -> dict[str, JsonValue]:
+    return cel("self == oldSelf", f"spec.{name} {IMMUTABLE}")
+
+
+def _added_or_removed(name: str) -> str:
+    return (
+        f"spec.{name} cannot be added or removed after creation: create a new SimJob "
+        "(only spec.cancel may change)"
+    )
+
+
 class SimJobSpec(ApiModel):
     """What to run, on which tier and backend, and whether to cancel it."""
 
@@ -137,6 +122,28 @@ class SimJobSpec(ApiModel):
                     "self.backend != 'slurm' || has(self.slurm)",
                     "spec.slurm (with its cluster) is required when backend is slurm",
                 ),
+                *(
+                    cel(f"has(self.{name}) == has(oldSelf.{name})", _added_or_removed(name))
+                    for name in ("image", "workingDir", "maxRuntimeSeconds", "podMetadata", "slurm")
+                ),
+                *(
+                    cel(
+                        f"(has(self.{name}) ? self.{name} : []) == "
+                        f"(has(oldSelf.{name}) ? oldSelf.{name} : [])",
+                        f"spec.{name} {IMMUTABLE}",
+                    )
+                    for name in ("args", "env")  # absent and [] are the same list
+                ),
+                cel(
+                    "size(self.command) == 0 || "
+                    + NO_CONTROL_RULE.replace("self", "self.command[0]"),
+                    "spec.command[0], the program, must not contain control characters",
+                ),
+                cel(
+                    f"{_TOTAL_ARGV_ENV} <= {MAX_TOTAL_ARGV_ENV}",
+                    f"command, args and env (names and values) together must be at most "
+                    f"{MAX_TOTAL_ARGV_ENV} characters (1 MiB); pass large inputs as files",
+                ),
             ],
         },
     )
@@ -147,7 +154,7 @@ class SimJobSpec(ApiModel):
         pattern=DNS_SUBDOMAIN_PATTERN,
         description="Name of the SimTier that sets resources and limits. Immutable.",
         json_schema_extra={
-            "x-kubernetes-validations": [cel("self == oldSelf", "tier is immutable")],
+            "x-kubernetes-validations": [_immutable("tier")],
         },
     )
     owner: str | None = Field(
@@ -158,7 +165,7 @@ class SimJobSpec(ApiModel):
         description="Identity used for slots and accounting; defaults to the namespace. "
         "Immutable once set.",
         json_schema_extra={
-            "x-kubernetes-validations": [cel("self == oldSelf", "owner is immutable")],
+            "x-kubernetes-validations": [_immutable("owner")],
         },
     )
     backend: Literal["kubernetes", "slurm"] = Field(
@@ -166,54 +173,93 @@ class SimJobSpec(ApiModel):
         description="Where the simulation runs: kubernetes (a batch/v1 Job) or slurm. Immutable.",
         json_schema_extra={
             "maxLength": 16,  # bounds the CEL rule's cost (the enum alone does not)
-            "x-kubernetes-validations": [cel("self == oldSelf", "backend is immutable")],
+            "x-kubernetes-validations": [_immutable("backend")],
         },
     )
     image: str | None = Field(
         default=None,
         min_length=1,
         max_length=1024,
-        description="Container image; required when backend is kubernetes.",
+        description="Container image; required when backend is kubernetes. No whitespace "
+        "or control characters. Immutable.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    NO_SPACE_OR_CONTROL_RULE,
+                    "image must not contain whitespace or control characters",
+                ),
+                _immutable("image"),
+            ],
+        },
     )
     command: list[str] = Field(
         min_length=1,
         max_length=256,
-        description="The program and its first arguments (argv, never a shell string).",
-        json_schema_extra={"items": {"minLength": 1}},
+        description="The program and its first arguments (argv, never a shell string); "
+        f"each at most {MAX_ARG_LENGTH} characters, no NUL or control characters but tab "
+        "and newline (none in the program). Immutable.",
+        json_schema_extra={
+            "items": {
+                "minLength": 1,
+                "maxLength": MAX_ARG_LENGTH,
+                "pattern": NO_CONTROL_EXCEPT_TAB_NEWLINE_PATTERN,
+            },
+            "x-kubernetes-validations": [_immutable("command")],
+        },
     )
     args: list[str] = Field(
-        default_factory=list, max_length=4096, description="Further arguments after command."
+        default_factory=list,
+        max_length=4096,
+        description=f"Further arguments after command; each at most {MAX_ARG_LENGTH} "
+        "characters, no NUL or control characters but tab and newline. Immutable.",
+        json_schema_extra={
+            "items": {
+                "maxLength": MAX_ARG_LENGTH,
+                "pattern": NO_CONTROL_EXCEPT_TAB_NEWLINE_PATTERN,
+            },
+            "x-kubernetes-validations": [_immutable("args")],
+        },
     )
     env: list[EnvVar] = Field(
         default_factory=list,
         max_length=1024,
-        description="Environment variables for the simulation.",
+        description="Environment variables for the simulation. Immutable.",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["name"],
+            "x-kubernetes-validations": [_immutable("env")],
         },
     )
     working_dir: str | None = Field(
         default=None,
         min_length=1,
         max_length=4096,
-        description="Working directory of the simulation.",
+        description="Working directory of the simulation; no control characters. Immutable.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(NO_CONTROL_RULE, "workingDir must not contain control characters"),
+                _immutable("workingDir"),
+            ],
+        },
     )
     max_runtime_seconds: int | None = Field(
         default=None,
         gt=0,
         le=MAX_RUNTIME_SECONDS_CEILING,
         description="Wall-time limit in seconds; at most the tier's maxRuntimeSeconds, "
-        "which is also the default.",
+        "which is also the default. Immutable.",
+        json_schema_extra={"x-kubernetes-validations": [_immutable("maxRuntimeSeconds")]},
     )
     pod_metadata: PodMetadata | None = Field(
-        default=None, description="Labels and annotations for the pod (kubernetes backend)."
+        default=None,
+        description="Labels and annotations for the pod (kubernetes backend). Immutable.",
+        json_schema_extra={"x-kubernetes-validations": [_immutable("podMetadata")]},
     )
     slurm: SimJobSlurmSpec | None = Field(
         default=None,
         description="The SlurmCluster and site options (backend slurm). Immutable.",
         json_schema_extra={
-            "x-kubernetes-validations": [cel("self == oldSelf", "slurm is immutable")],
+            "x-kubernetes-validations": [_immutable("slurm")],
         },
     )
     cancel: bool = Field(

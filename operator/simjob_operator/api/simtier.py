@@ -10,17 +10,39 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, JsonValue
 
 from simjob_operator.api.base import (
     DNS_SUBDOMAIN_PATTERN,
+    PARSEABLE_QUANTITY_RULE,
     POSITIVE_QUANTITY_RULE,
     QUANTITY_PATTERN,
     SLURM_NAME_PATTERN,
     ApiModel,
     cel,
+    quantity_at_least_if_positive,
+    quantity_at_most,
 )
 from simjob_operator.api.names import MAX_RUNTIME_SECONDS_CEILING, SIMTIER_NAME_MAX_LENGTH
+
+# Upper bounds of what a tier may grant: the usage arithmetic (cpuSeconds = wall x cpu)
+# and the Job's limits stay finite and meaningful.
+MAX_CPU = "1024"
+MIN_CPU = "1m"
+MAX_MEMORY = "64Ti"
+MIN_MEMORY = "1Mi"
+MAX_GPU = 64
+MAX_TTL_SECONDS = 365 * 24 * 3600
+
+
+def quantity_rules(field: str, low: str, high: str) -> list[JsonValue]:
+    """CEL for a quantity field: parseable, above zero, within [low, high]."""
+    return [
+        cel(PARSEABLE_QUANTITY_RULE, f"{field} is not a quantity the API server can read"),
+        cel(POSITIVE_QUANTITY_RULE, f"{field} must be above 0"),
+        cel(quantity_at_least_if_positive(low), f"{field} must be at least {low}"),
+        cel(quantity_at_most(high), f"{field} must be at most {high}"),
+    ]
 
 
 class SlurmTierSpec(ApiModel):
@@ -54,7 +76,11 @@ class SlurmTierSpec(ApiModel):
         default=None,
         max_length=32,
         pattern=QUANTITY_PATTERN,
-        description="sbatch --mem as a quantity (e.g. 4Gi); defaults to the tier's memory.",
+        description="sbatch --mem as a quantity (e.g. 4Gi), from 1Mi to 64Ti; defaults to "
+        "the tier's memory.",
+        json_schema_extra={
+            "x-kubernetes-validations": quantity_rules("slurm.memory", MIN_MEMORY, MAX_MEMORY)
+        },
     )
 
 
@@ -70,7 +96,10 @@ class Toleration(ApiModel):
         default=None, description="Taint effect to tolerate; empty: all."
     )
     toleration_seconds: int | None = Field(
-        default=None, ge=0, description="NoExecute only: how long the pod stays bound."
+        default=None,
+        ge=0,
+        le=MAX_TTL_SECONDS,
+        description="NoExecute only: how long the pod stays bound (at most 365 days).",
     )
 
 
@@ -80,22 +109,22 @@ class SimTierSpec(ApiModel):
     cpu: str = Field(
         max_length=32,
         pattern=QUANTITY_PATTERN,
-        description="CPU per SimJob as a Kubernetes quantity (e.g. 2 or 500m); "
-        "the pod's request and limit.",
-        json_schema_extra={
-            "x-kubernetes-validations": [cel(POSITIVE_QUANTITY_RULE, "cpu must be above 0")],
-        },
+        description="CPU per SimJob as a Kubernetes quantity (e.g. 2 or 500m), from 1m to "
+        "1024 cores; the pod's request and limit.",
+        json_schema_extra={"x-kubernetes-validations": quantity_rules("cpu", MIN_CPU, MAX_CPU)},
     )
     memory: str = Field(
         max_length=32,
         pattern=QUANTITY_PATTERN,
-        description="Memory per SimJob as a Kubernetes quantity (e.g. 4Gi); "
-        "the pod's request and limit.",
+        description="Memory per SimJob as a Kubernetes quantity (e.g. 4Gi), from 1Mi to "
+        "64Ti; the pod's request and limit.",
         json_schema_extra={
-            "x-kubernetes-validations": [cel(POSITIVE_QUANTITY_RULE, "memory must be above 0")],
+            "x-kubernetes-validations": quantity_rules("memory", MIN_MEMORY, MAX_MEMORY)
         },
     )
-    gpu: int = Field(default=0, ge=0, le=64, description="GPUs per SimJob (nvidia.com/gpu).")
+    gpu: int = Field(
+        default=0, ge=0, le=MAX_GPU, description="GPUs per SimJob (nvidia.com/gpu), 0 to 64."
+    )
     max_runtime_seconds: int = Field(
         gt=0,
         le=MAX_RUNTIME_SECONDS_CEILING,
@@ -120,8 +149,9 @@ class SimTierSpec(ApiModel):
     ttl_seconds_after_finished: int | None = Field(
         default=None,
         ge=0,
-        description="Delete finished SimJobs of this tier after this many seconds; "
-        "unset keeps them.",
+        le=MAX_TTL_SECONDS,
+        description="Delete finished SimJobs of this tier after this many seconds (at most "
+        "365 days); unset keeps them.",
     )
     priority_class_name: str | None = Field(
         default=None,

@@ -128,10 +128,34 @@ pack() {
   work="$(dirname "$tar")/work"
   rm -rf "$work"; mkdir -p "$work"
   local logf; logf="$(dirname "$tar")/umoci.log"
-  run_step "$logf" umoci init --layout "$work/oci"
-  run_step "$logf" umoci new --image "$work/oci:$tag"
-  local l
+  # Leading layers that are cached folders (Debian root filesystems, Python dependencies)
+  # are packed once into a cached layout (umoci compresses each layer: minutes for
+  # 200 MB); each build copies it and adds only its own layers.
+  local prefix=() rest=() l
   for l in "${layers[@]}"; do
+    case "$l" in
+      "$images"/rootfs-*|"$images"/pydeps-*) [ "${#rest[@]}" -eq 0 ] && prefix+=("$l") || rest+=("$l") ;;
+      *) rest+=("$l") ;;
+    esac
+  done
+  if [ "${#prefix[@]}" -gt 0 ]; then
+    local pl; pl="$images/layout-$name-$(printf '%s\n' "${prefix[@]}" | hash_of)"
+    if [ ! -f "$pl/.complete" ]; then
+      rm -rf "$pl"; mkdir -p "$pl"
+      run_step "$logf" umoci init --layout "$pl/oci"
+      run_step "$logf" umoci new --image "$pl/oci:$tag"
+      for l in "${prefix[@]}"; do
+        run_step "$logf" umoci insert --no-history --image "$pl/oci:$tag" "$l" /
+      done
+      touch "$pl/.complete"
+      prune "$images/layout-$name" "$pl"
+    fi
+    cp -a "$pl/oci" "$work/oci"
+  else
+    run_step "$logf" umoci init --layout "$work/oci"
+    run_step "$logf" umoci new --image "$work/oci:$tag"
+  fi
+  for l in "${rest[@]}"; do
     run_step "$logf" umoci insert --no-history --image "$work/oci:$tag" "$l" /
   done
   run_step "$logf" umoci config --no-history --image "$work/oci:$tag" \
@@ -206,12 +230,25 @@ build_one() {  # build_one NAME: prints NAME REF TAR
         local pyver; pyver="$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
         [ -x "$base/usr/bin/python$pyver" ] \
           || die "the image's Debian python is not $pyver (the venv's, which pip installs for)"
-        local site="$dir/app/usr/local/lib/python$pyver/dist-packages"
-        mkdir -p "$site" "$dir/app/usr/local/bin"
-        log "operator: pip install --target (from PyPI) the wheel and its dependencies…"
-        run_step "$dir/pip.log" "$py" -m pip install --quiet --target "$site" \
-          "$(ls "$dir"/dist/simjob-*.whl)[ssh]"
-        rm -rf "$site/bin"
+        local wheel; wheel="$(ls "$dir"/dist/simjob-*.whl)"
+        local rel="usr/local/lib/python$pyver/dist-packages"
+        # The dependencies (kopf, kubernetes, pydantic, PyYAML, asyncssh, ...) are a layer of
+        # their own, cached by pyproject.toml: a change of our sources only re-installs the wheel.
+        local dkey deps
+        dkey="$( { cat "$repo/pyproject.toml"; echo "$pyver"; declare -f build_one; } | hash_of)"
+        deps="$images/pydeps-operator-$dkey"
+        if [ ! -f "$deps/.complete" ]; then
+          rm -rf "$deps"; mkdir -p "$deps/root/$rel"
+          log "operator: pip install --target (from PyPI) the dependencies…"
+          run_step "$deps/pip.log" "$py" -m pip install --quiet --target "$deps/root/$rel" "$wheel[operator,ssh]"
+          rm -rf "$deps/root/$rel/bin" "$deps/root/$rel"/simjob_operator "$deps/root/$rel"/slurm_bridge "$deps/root/$rel"/simjob_sdk \
+            "$deps/root/$rel"/simjob-*.dist-info
+          touch "$deps/.complete"
+          prune "$images/pydeps-operator" "$deps"
+        fi
+        mkdir -p "$dir/app/$rel" "$dir/app/usr/local/bin"
+        run_step "$dir/pip.log" "$py" -m pip install --quiet --no-deps --target "$dir/app/$rel" "$wheel"
+        rm -rf "$dir/app/$rel/bin"
         cat >"$dir/app/usr/local/bin/simjob-operator" <<'SH'
 #!/usr/bin/python3
 import sys
@@ -222,7 +259,7 @@ sys.exit(cli())
 SH
         chmod 0755 "$dir/app/usr/local/bin/simjob-operator"
         add_user "$base" "$dir/app"
-        pack "$name" "$ref" "$tar" "$base" "$dir/app" -- \
+        pack "$name" "$ref" "$tar" "$base" "$deps/root" "$dir/app" -- \
           --config.entrypoint simjob-operator --config.cmd --liveness=http://0.0.0.0:8080/healthz \
           --config.user 65532:65532 --config.exposedports 8080/tcp \
           --config.env PATH=/usr/local/bin:/usr/bin:/bin --config.env PYTHONUNBUFFERED=1 \

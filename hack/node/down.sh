@@ -48,6 +48,13 @@ stop() {  # stop NAME: SIGTERM the PID of NAME's PID file if it is still NAME, S
   rm -f "$f"
 }
 
+# A cluster that never had a real node (SIMJOB_REAL_NODE=0, or another cluster's node ran)
+# has nothing here, and must not touch the machine-wide state of another cluster's node.
+if [ ! -d "$node" ]; then
+  rm -f "$run/containerd.pid" "$run/kubelet.pid" "$run/kube-proxy.pid"
+  exit 0
+fi
+
 stop kube-proxy
 stop kubelet
 
@@ -102,6 +109,18 @@ if [ -d "$node" ]; then
   fi
 fi
 
+# Machine-wide state (bridge, iptables chains, /kubepods cgroups, fixed host paths,
+# sysctls) is shared with any other cluster's real node still running: then leave it.
+other="$(for p in /proc/[0-9]*; do
+  c="$(tr '\0' ' ' 2>/dev/null <"$p/cmdline" || true)"
+  case "$c" in *"/bin/kubelet --config="*"/node/kubelet.yaml"*) echo "${p#/proc/} $c";; esac
+done | head -n1)"
+if [ -n "$other" ]; then
+  log "another real node's kubelet runs (pid ${other%% *}); leaving the machine-wide state (bridge, iptables, cgroups, sysctls) to it"
+  rm -rf "$node"
+  exit 0
+fi
+
 # --- network ------------------------------------------------------------------------------------
 if ip link show "$BRIDGE" >/dev/null 2>&1; then
   ip link delete "$BRIDGE" && log "removed interface $BRIDGE"
@@ -145,6 +164,9 @@ fi
 # once every container is gone.
 [ -d /run/containerd ] && find /run/containerd -depth -type d -empty -delete 2>/dev/null || true
 
+# The kubelet's device-plugin socket and checkpoint (a fixed path, whatever --root-dir says).
+rm -f /var/lib/kubelet/device-plugins/kubelet.sock /var/lib/kubelet/device-plugins/kubelet_internal_checkpoint
+rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet 2>/dev/null || true
 # Fixed host paths that did not exist before up.sh (the kubelet's device-plugins socket
 # under /var/lib/kubelet, libcni's cache, ...): removed whole, never through a mount.
 if [ -s "$node/host-paths.created" ]; then

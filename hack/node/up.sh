@@ -100,6 +100,21 @@ if [ "${#dead[@]}" -gt 0 ]; then
   log "stale node state from an earlier run (${dead[*]} not running): cleaning it up first"
   "$here/down.sh"
 fi
+# One real node per machine (its bridge, /kubepods cgroups and kube-proxy's iptables
+# chains are machine-wide). If another cluster's runs (another SIMJOB_CLUSTER_DIR), this
+# cluster goes on with KWOK nodes only and says so in $state/real-node-skipped (the
+# realnode tests skip with that reason).
+rm -f "$state/real-node-skipped"
+other="$(for p in /proc/[0-9]*; do
+  c="$(tr '\0' ' ' 2>/dev/null <"$p/cmdline" || true)"
+  case "$c" in *"/bin/kubelet --config="*"/node/kubelet.yaml"*) case "$c" in *"$state/"*) ;; *) echo "${p#/proc/} $c";; esac;; esac
+done | head -n1)"
+if [ -n "$other" ]; then
+  msg="another cluster's real node runs on this machine (kubelet pid ${other%% *}: $(cut -d' ' -f2-3 <<<"$other")); one real node per machine, so this cluster has KWOK nodes only"
+  log "WARNING: $msg"
+  echo "$msg" >"$state/real-node-skipped"
+  exit 0
+fi
 for p in "$KUBELET_PORT" "$KUBELET_HEALTHZ_PORT" "$PROXY_HEALTHZ_PORT" "$PROXY_METRICS_PORT"; do
   user="$(port_user "$p")"
   [ -z "$user" ] || die "port 127.0.0.1:$p is already in use by $user (another cluster's real node? One real node per machine: its interface, cgroups and iptables chains are machine-wide). Stop it, or start this cluster with SIMJOB_REAL_NODE=0"

@@ -176,6 +176,14 @@ PY
   rm -rf "$work"
 }
 
+# The files the wheel is built from: tracked and untracked (not ignored) files, without the
+# folders that are not packaged (operator/, slurm_bridge/, simjob_sdk/, pyproject.toml, ...).
+operator_sources() {
+  (cd "$repo" && git ls-files -co --exclude-standard) \
+    | grep -vE '^(tests|docs|bench|examples|charts|hack|crds|\.ci|\.github)/|/__pycache__/' \
+    | while IFS= read -r f; do [ -f "$repo/$f" ] && echo "$f"; done
+}
+
 build_one() {  # build_one NAME: prints NAME REF TAR
   local name="$1" ref key dir tar start
   ref="$(ref_of "$name")"
@@ -186,9 +194,7 @@ build_one() {  # build_one NAME: prints NAME REF TAR
     simulation)
       key="$( { cat "$0"; echo "$ref"; find "$repo/examples/simulation" -type f -name '*.py' -o -type f -name '*.json' | sort | xargs cat; } | hash_of)" ;;
     operator)
-      key="$( { cat "$0"; echo "$ref"; cat "$repo/pyproject.toml";
-               cd "$repo" && git ls-files -co --exclude-standard operator slurm_bridge \
-                 | grep -v '/__pycache__/' | sort | xargs cat; } | hash_of)" ;;
+      key="$( { cat "$0"; echo "$ref"; operator_sources | sort | (cd "$repo" && xargs cat); } | hash_of)" ;;
   esac
   dir="$images/$name-$key"; tar="$dir/image.tar"
   if [ -s "$tar" ]; then
@@ -223,9 +229,7 @@ build_one() {  # build_one NAME: prints NAME REF TAR
         # Built from a copy of the tracked + untracked (not ignored) sources, so nothing
         # stale (a build/ folder, deleted modules) gets into the wheel.
         mkdir -p "$dir/src"
-        (cd "$repo" && git ls-files -co --exclude-standard pyproject.toml README.md LICENSE* \
-           operator slurm_bridge | grep -v '/__pycache__/' | while IFS= read -r f; do
-             [ -f "$f" ] && printf '%s\0' "$f"; done | xargs -0 cp --parents -t "$dir/src")
+        operator_sources | tr '\n' '\0' | (cd "$repo" && xargs -0 cp --parents -t "$dir/src")
         run_step "$dir/wheel.log" "$py" -m build --wheel --outdir "$dir/dist" "$dir/src"
         local pyver; pyver="$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
         [ -x "$base/usr/bin/python$pyver" ] \

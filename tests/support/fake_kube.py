@@ -47,6 +47,7 @@ class FakeKube:
         self.pods: dict[Key, Body] = {}
         self.slurmclusters: dict[str, Body] = {}
         self.secrets: dict[Key, dict[str, bytes]] = {}
+        self.logs: dict[Key, str] = {}  # pod logs, by (namespace, pod name)
         self.calls: Counter[str] = Counter()
         self.log: list[str] = []  # "call argument" for the calls tests follow in order
         self.status_patches: list[tuple[Key, Body]] = []
@@ -200,6 +201,15 @@ class FakeKube:
         self._enter("delete_pods")
         for key in self._selected(namespace, label_selector):
             del self.pods[key]
+
+    async def read_pod_log(
+        self, namespace: str, name: str, *, container: str, tail_lines: int, limit_bytes: int
+    ) -> str | None:
+        self._enter("read_pod_log")
+        if (namespace, name) not in self.pods:
+            return None
+        lines = self.logs.get((namespace, name), "").splitlines(keepends=True)
+        return "".join(lines[-tail_lines:])[-limit_bytes:]
 
     # ------------------------------------------------------------------ SlurmClusters, Secrets
 

@@ -315,7 +315,9 @@ def test_cel_every_spec_field_but_cancel_is_immutable() -> None:
             continue
         assert rules.get("self == oldSelf", "").startswith(f"spec.{name} is immutable"), name
     optional = (
-        set(spec["properties"]) - set(spec["required"]) - {"cancel", "args", "env", "backend"}
+        set(spec["properties"])
+        - set(spec["required"])
+        - {"cancel", "args", "env", "backend", "inputs"}
     )
     for name in optional:
         assert f"has(self.{name}) == has(oldSelf.{name})" in _rules(spec), name

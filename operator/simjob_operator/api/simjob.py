@@ -27,6 +27,13 @@ from simjob_operator.api.base import (
     ApiModel,
     cel,
 )
+from simjob_operator.api.data import (
+    INPUT_DIR,
+    MAX_INPUTS,
+    WORKSPACE_DIR,
+    InputSource,
+    WorkspaceSpec,
+)
 from simjob_operator.api.names import (
     MAX_RUNTIME_SECONDS_CEILING,
     SIMJOB_NAME_MAX_LENGTH,
@@ -34,7 +41,12 @@ from simjob_operator.api.names import (
 )
 from simjob_operator.api.pod import EnvVar as EnvVar
 from simjob_operator.api.pod import PodMetadata as PodMetadata
-from simjob_operator.api.simtier import SlurmTierSpec, Toleration
+from simjob_operator.api.status import BackendRef as BackendRef
+from simjob_operator.api.status import Condition as Condition
+from simjob_operator.api.status import Grant as Grant
+from simjob_operator.api.status import Resources as Resources
+from simjob_operator.api.status import SimJobStatus as SimJobStatus
+from simjob_operator.api.status import Usage as Usage
 
 # --------------------------------------------------------------------------- SimJob
 
@@ -124,7 +136,14 @@ class SimJobSpec(ApiModel):
                 ),
                 *(
                     cel(f"has(self.{name}) == has(oldSelf.{name})", _added_or_removed(name))
-                    for name in ("image", "workingDir", "maxRuntimeSeconds", "podMetadata", "slurm")
+                    for name in (
+                        "image",
+                        "workingDir",
+                        "maxRuntimeSeconds",
+                        "podMetadata",
+                        "slurm",
+                        "workspace",
+                    )
                 ),
                 *(
                     cel(
@@ -132,7 +151,7 @@ class SimJobSpec(ApiModel):
                         f"(has(oldSelf.{name}) ? oldSelf.{name} : [])",
                         f"spec.{name} {IMMUTABLE}",
                     )
-                    for name in ("args", "env")  # absent and [] are the same list
+                    for name in ("args", "env", "inputs")  # absent and [] are the same list
                 ),
                 cel(
                     "size(self.command) == 0 || "
@@ -272,120 +291,23 @@ class SimJobSpec(ApiModel):
             ],
         },
     )
-
-
-class Condition(ApiModel):
-    """A standard Kubernetes condition."""
-
-    type: str = Field(description="Condition type: Admitted, Running or Finished.")
-    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
-    reason: str = Field(default="", description="One-word CamelCase reason.")
-    message: str = Field(default="", description="Human-readable detail.")
-    last_transition_time: str | None = Field(
-        default=None, description="When status last changed (RFC 3339)."
-    )
-    observed_generation: int | None = Field(
-        default=None, description="The SimJob generation this condition was set for."
-    )
-
-
-class BackendRef(ApiModel):
-    """Where the simulation runs."""
-
-    kind: str = Field(description="Job (kubernetes) or SlurmJob (slurm).")
-    name: str | None = Field(default=None, description="Name of the batch/v1 Job.")
-    id: str | None = Field(default=None, description="Slurm job id.")
-    cluster: str | None = Field(default=None, description="SlurmCluster name (slurm).")
-
-
-class Resources(ApiModel):
-    """Effective resources granted by the tier."""
-
-    cpu: str = Field(description="CPU quantity.")
-    memory: str = Field(description="Memory quantity.")
-    gpu: int = Field(default=0, description="GPUs.")
-
-
-class Grant(ApiModel):
-    """What the tier granted at admission; the backend runs the SimJob with exactly this,
-    so a tier edited or deleted later never changes an admitted SimJob."""
-
-    cpu: str = Field(description="CPU quantity (request = limit).")
-    memory: str = Field(description="Memory quantity (request = limit).")
-    gpu: int = Field(default=0, description="GPUs.")
-    max_runtime_seconds: int = Field(description="Runtime limit in seconds.")
-    priority_class_name: str | None = Field(default=None, description="The pod's PriorityClass.")
-    max_pending_seconds: int | None = Field(
-        default=None, description="How long it may wait on the backend without starting."
-    )
-    ttl_seconds_after_finished: int | None = Field(
-        default=None, description="The SimJob is deleted this long after it finished."
-    )
-    slurm: SlurmTierSpec | None = Field(default=None, description="The tier's Slurm options.")
-    node_selector: dict[str, str] = Field(
-        default_factory=dict,
-        description="Node labels the pod must match.",
+    inputs: list[InputSource] = Field(
+        default_factory=list,
+        max_length=MAX_INPUTS,
+        description="Files for the simulation from ConfigMaps and Secrets of this namespace, "
+        f"placed read-only under {INPUT_DIR} ($SIMJOB_INPUT_DIR); on Slurm, written into "
+        "the run directory's inputs/ at submit.",
         json_schema_extra={
-            "x-kubernetes-map-type": "atomic",
-            "additionalProperties": {"type": "string", "description": "A node label value."},
+            "x-kubernetes-list-type": "atomic",
+            "x-kubernetes-validations": [_immutable("inputs")],
         },
     )
-    tolerations: list[Toleration] = Field(
-        default_factory=list,
-        description="Taints the pod tolerates.",
-        json_schema_extra={"x-kubernetes-list-type": "atomic"},
-    )
-
-
-class Usage(ApiModel):
-    """Resource use, for accounting."""
-
-    wall_seconds: float = Field(default=0.0, description="Wall time from start to end.")
-    cpu_seconds: float = Field(default=0.0, description="wallSeconds times the tier's CPUs.")
-
-
-class SimJobStatus(ApiModel):
-    """Observed state of a SimJob, written only by the operator."""
-
-    phase: (
-        Literal["Pending", "Queued", "Running", "Succeeded", "Failed", "Cancelled", "TimedOut"]
-        | None
-    ) = Field(default=None, description="Where the SimJob is in its life.")
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        description="Admitted, Running and Finished conditions.",
-        json_schema_extra={
-            "x-kubernetes-list-type": "map",
-            "x-kubernetes-list-map-keys": ["type"],
-        },
-    )
-    observed_generation: int | None = Field(
-        default=None, description="The generation last acted on."
-    )
-    owner: str | None = Field(
+    workspace: WorkspaceSpec | None = Field(
         default=None,
-        description="Effective owner: spec.owner, or the namespace when it is unset "
-        "(shown in the OWNER column).",
-    )
-    queued_time: str | None = Field(default=None, description="When it entered Queued.")
-    queue_position: int | None = Field(
-        default=None, description="1-based place among this owner's SimJobs waiting for the tier."
-    )
-    start_time: str | None = Field(default=None, description="When the simulation started.")
-    completion_time: str | None = Field(default=None, description="When it finished.")
-    exit_code: int | None = Field(default=None, description="Exit code of the simulation.")
-    reason: str | None = Field(default=None, description="Reason for the current phase.")
-    message: str | None = Field(default=None, description="Human-readable detail.")
-    backend_ref: BackendRef | None = Field(default=None, description="The backend object.")
-    resources: Resources | None = Field(default=None, description="Effective resources.")
-    effective_max_runtime_seconds: int | None = Field(
-        default=None, description="The wall-time limit in force."
-    )
-    grant: Grant | None = Field(
-        default=None, description="What the tier granted at admission (never changes after)."
-    )
-    usage: Usage | None = Field(
-        default=None, description="Resource use of the run, written when it finishes."
+        description=f"Where outputs go (Kubernetes: a PersistentVolumeClaim at {WORKSPACE_DIR}, "
+        "$SIMJOB_OUTPUT_DIR; default: the tier's). On Slurm the run directory is the "
+        "workspace.",
+        json_schema_extra={"x-kubernetes-validations": [_immutable("workspace")]},
     )
 
 

@@ -23,6 +23,7 @@ from simjob_operator.api.base import (
     quantity_at_least_if_positive,
     quantity_at_most,
 )
+from simjob_operator.api.data import TierWorkspace
 from simjob_operator.api.names import MAX_RUNTIME_SECONDS_CEILING, SIMTIER_NAME_MAX_LENGTH
 
 # Upper bounds of what a tier may grant: the usage arithmetic (cpuSeconds = wall x cpu)
@@ -178,6 +179,26 @@ class SimTierSpec(ApiModel):
         description="Taints the pods of this tier tolerate (so they may land on a "
         "tainted pool); copied into each SimJob's grant at admission.",
         json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )
+    workspace: TierWorkspace | None = Field(
+        default=None,
+        description="Default workspace of this tier's SimJobs on Kubernetes (a claim in "
+        "each SimJob's namespace); a SimJob's spec.workspace.claimName wins.",
+    )
+    progress_interval_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=3600,
+        description="Progress is read and written at most this often per SimJob (and only "
+        "when it changed).",
+    )
+    output_retention_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=10 * 365 * 24 * 3600,
+        description="Remove a run's outputs (its workspace sub-directory or Slurm run "
+        "directory) this long after it ended; unset keeps them. Independent of "
+        "ttlSecondsAfterFinished (how long the SimJob object stays).",
     )
 
 

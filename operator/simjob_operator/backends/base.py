@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol
 
+from simjob_operator.api.data import WorkspaceStatus
 from simjob_operator.api.simjob import BackendRef, Grant
 from simjob_operator.core.phases import Observation
 from simjob_operator.core.records import SimJobRecord
@@ -30,6 +31,7 @@ class Submitted:
     ref: BackendRef
     created: bool
     message: str = ""
+    workspace: WorkspaceStatus | None = None  # where the outputs go, when only now known
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +76,10 @@ class Backend(Protocol):
     def planned_ref(self, record: SimJobRecord) -> BackendRef | None:
         """The reference known before submitting (a deterministic name), or None when
         only ``submit`` learns it (a Slurm job id)."""
+        ...
+
+    def planned_workspace(self, record: SimJobRecord, grant: Grant) -> WorkspaceStatus | None:
+        """Where the outputs will be, when known before submitting (else None)."""
         ...
 
     async def submit(self, record: SimJobRecord, grant: Grant) -> SubmitResult: ...

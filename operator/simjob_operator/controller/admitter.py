@@ -237,6 +237,7 @@ class Admitter:
             owner=record.owner,
             grant=effective.grant,
             backend_ref=backend.planned_ref(record) if admitted else None,
+            workspace=backend.planned_workspace(record, effective.grant) if admitted else None,
         )
         stored = await self._recorder.record(record, new_status, verdict, simjob_logger(record))
         self.writes += 1

@@ -23,14 +23,14 @@ permanent refusal of the API server at submit fails the SimJob with its message.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from simjob_operator.api import names as c
+from simjob_operator.api.data import WorkspaceStatus
 from simjob_operator.api.reasons import Reason
-from simjob_operator.api.simjob import BackendRef, Grant
+from simjob_operator.api.simjob import BackendRef
 from simjob_operator.backends.base import (
     Backend,
     BackendUnavailable,
@@ -39,9 +39,11 @@ from simjob_operator.backends.base import (
     Submitted,
 )
 from simjob_operator.controller.recorder import Recorder
+from simjob_operator.controller.submitter import legacy_grant, record_reference
 from simjob_operator.controller.tiers import TierCache
 from simjob_operator.controller.workqueue import AlreadyLogged, Key
 from simjob_operator.core.logs import ObjectLogger, simjob_logger
+from simjob_operator.core.pacing import pending_seconds, progress_wanted, recheck_after
 from simjob_operator.core.phases import (
     Action,
     Observation,
@@ -52,6 +54,7 @@ from simjob_operator.core.phases import (
     is_terminal,
     next_phase,
 )
+from simjob_operator.core.progress import ProgressReport
 from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Settings
@@ -59,25 +62,11 @@ from simjob_operator.core.sightings import Seen, Sighting
 from simjob_operator.core.statuses import build_status
 from simjob_operator.core.times import parse_time
 from simjob_operator.core.validation import Effective, resolve
-from simjob_operator.kube.seam import Conflict, Gone, KubeApi, Refused, Unavailable
+from simjob_operator.kube.seam import Conflict, KubeApi, Refused, Unavailable
 
 logger = logging.getLogger("simjob_operator.reconciler")
 AfterSubmit = Callable[[SimJobRecord, BackendRef], None]
 TEMPORARY = (Unavailable, BackendUnavailable)
-
-
-def legacy_grant(record: SimJobRecord) -> Grant | None:
-    """The grant of a SimJob admitted before grants were recorded (status.resources
-    and effectiveMaxRuntimeSeconds are what it was admitted with)."""
-    status = record.status
-    if status.resources is None or status.effective_max_runtime_seconds is None:
-        return None
-    return Grant(
-        cpu=status.resources.cpu,
-        memory=status.resources.memory,
-        gpu=status.resources.gpu,
-        max_runtime_seconds=status.effective_max_runtime_seconds,
-    )
 
 
 class Reconciler:
@@ -113,6 +102,7 @@ class Reconciler:
         """Reconcile ``key``; returns seconds until it must be looked at again."""
         seen = sighting.backend if sighting is not None else None
         body = sighting.simjob if sighting is not None else None
+        progress = sighting.progress if sighting is not None else None
         if body is not None:
             record = SimJobRecord.from_body(body)
         else:
@@ -123,7 +113,7 @@ class Reconciler:
         for _ in range(self._max_conflicts):
             log = simjob_logger(record)
             try:
-                return await self._reconcile(record, log, seen)
+                return await self._reconcile(record, log, seen, progress)
             except Conflict:
                 log.debug("status changed meanwhile; re-reading")
             except TEMPORARY as exc:
@@ -194,7 +184,11 @@ class Reconciler:
         return max(0.0, self._timings.unknown_tier_grace - age)
 
     async def _reconcile(
-        self, record: SimJobRecord, log: ObjectLogger, seen: Seen | None
+        self,
+        record: SimJobRecord,
+        log: ObjectLogger,
+        seen: Seen | None,
+        progress: ProgressReport | None = None,
     ) -> float | None:
         if record.deleting:
             return None  # the on.delete handler (finalize) owns it now
@@ -219,6 +213,7 @@ class Reconciler:
             log,
             observation=observation,
             rejection=resolution if isinstance(resolution, Rejection) else None,
+            progress=progress,
         )
 
     async def _decide(
@@ -229,8 +224,9 @@ class Reconciler:
         *,
         observation: Observation | None,
         rejection: Rejection | None = None,
+        progress: ProgressReport | None = None,
     ) -> float | None:
-        pending = self._pending_seconds(record, observation)
+        pending = pending_seconds(record, observation, self._now())
         grant = record.status.grant
         verdict = next_phase(
             record.phase,
@@ -243,34 +239,17 @@ class Reconciler:
             pending_seconds=pending,
             max_pending_seconds=grant.max_pending_seconds if grant is not None else None,
         )
-        stored = await self._write(record, verdict, observation, log)
+        stored = await self._write(
+            record,
+            verdict,
+            observation,
+            log,
+            progress=progress_wanted(record, progress, self._now()),
+        )
         again = await self._act(stored, verdict, backend, log)
         if again is None and observation is not None and not verdict.terminal:
-            return self._recheck(observation, pending, grant)
+            return recheck_after(observation, pending, grant, tick=self._timings.resync_tick)
         return again
-
-    def _pending_seconds(self, record: SimJobRecord, obs: Observation | None) -> float | None:
-        """How long an admitted SimJob has waited on its backend without starting."""
-        if obs is None or obs.state != ObservedState.PENDING or not record.admitted:
-            return None
-        admitted = next(
-            (cond for cond in record.status.conditions if cond.type == c.COND_ADMITTED), None
-        )
-        since = parse_time(admitted.last_transition_time) if admitted is not None else None
-        return (self._now() - since).total_seconds() if since is not None else None
-
-    def _recheck(
-        self, obs: Observation, pending: float | None, grant: Grant | None
-    ) -> float | None:
-        """When to look again although no event may come: the backend's wish, and while
-        the object waits to start, soon (the scheduler's verdict changes no Job, so no
-        Job event announces it) and at the end of maxPendingSeconds."""
-        wishes = [obs.recheck_after] if obs.recheck_after is not None else []
-        if pending is not None:
-            wishes.append(min(self._timings.resync_tick, max(1.0, pending / 2)))
-            if grant is not None and grant.max_pending_seconds is not None:
-                wishes.append(max(0.5, grant.max_pending_seconds - pending + 0.5))
-        return min(wishes) if wishes else None
 
     async def _write(
         self,
@@ -280,6 +259,8 @@ class Reconciler:
         log: ObjectLogger,
         *,
         backend_ref: BackendRef | None = None,
+        workspace: WorkspaceStatus | None = None,
+        progress: ProgressReport | None = None,
     ) -> SimJobRecord:
         new_status = build_status(
             record.status,
@@ -289,6 +270,8 @@ class Reconciler:
             owner=record.owner,
             observation=observation,
             backend_ref=backend_ref,
+            workspace=workspace,
+            progress=progress,
         )
         stored = await self._recorder.record(record, new_status, verdict, log)
         if verdict.terminal and not is_terminal(record.phase):
@@ -337,8 +320,26 @@ class Reconciler:
         if self.after_submit is not None:
             self.after_submit(record, result.ref)
         log.bind(backend_id=result.ref.name or result.ref.id).info("submit: %s", result.message)
-        await self._record_ref(record, backend, result, log)
+        await record_reference(
+            record,
+            backend,
+            result,
+            log,
+            write=self._write_reference,
+            read=self._read,
+            attempts=self._max_conflicts,
+            cancel_attempts=SETTINGS.slurm.unwanted_cancel_attempts,
+            backoff=self._timings.stop_poll,
+        )
         return None
+
+    async def _write_reference(
+        self, record: SimJobRecord, result: Submitted, log: ObjectLogger
+    ) -> None:
+        keep = Verdict(phase=record.phase or Phase.PENDING, reason=None, message=None)
+        await self._write(
+            record, keep, None, log, backend_ref=result.ref, workspace=result.workspace
+        )
 
     async def _fail(
         self, record: SimJobRecord, backend: Backend, log: ObjectLogger, rejection: Rejection
@@ -349,58 +350,6 @@ class Reconciler:
         )
         log.warning("submit refused (%s): %s", rejection.reason, rejection.message)
         return await self._decide(record, backend, log, observation=failed)
-
-    async def _record_ref(
-        self, record: SimJobRecord, backend: Backend, result: Submitted, log: ObjectLogger
-    ) -> None:
-        """Write status.backendRef (with the usual precondition; re-read on a conflict).
-        When the SimJob was deleted, replaced or ended while the object was created,
-        nobody else would ever track or stop it: cancel it here."""
-        current = record
-        for _ in range(self._max_conflicts):
-            if current.status.backend_ref == result.ref:
-                return
-            keep = Verdict(phase=current.phase or Phase.PENDING, reason=None, message=None)
-            try:
-                await self._write(current, keep, None, log, backend_ref=result.ref)
-                return
-            except Gone:
-                break
-            except Conflict:
-                fresh = await self._read(record.key, log)
-                if fresh is None or fresh.uid != record.uid or is_terminal(fresh.phase):
-                    break
-                current = fresh
-        else:
-            log.warning("could not record %s (conflicts); the next pass adopts it", result.ref)
-            return
-        orphan = record.with_status(record.status.model_copy(update={"backend_ref": result.ref}))
-        await self._cancel_orphan(orphan, backend, log)
-
-    async def _cancel_orphan(
-        self, record: SimJobRecord, backend: Backend, log: ObjectLogger
-    ) -> None:
-        attempts = SETTINGS.slurm.unwanted_cancel_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                gone = await backend.cancel(record)
-            except TEMPORARY as exc:
-                gone = False
-                log.warning("cancelling %s failed: %s", backend.backend_id(record), exc)
-            if gone:
-                log.warning(
-                    "the SimJob went away while it was submitted; cancelled its %s",
-                    backend.backend_id(record),
-                )
-                return
-            if attempt < attempts:
-                await asyncio.sleep(self._timings.stop_poll * 2 ** (attempt - 1))
-        log.error(
-            "%s outlived its SimJob and could not be cancelled after %d attempts; "
-            "cancel it by hand",
-            backend.backend_id(record),
-            attempts,
-        )
 
     async def _finalize(self, record: SimJobRecord, log: ObjectLogger) -> bool:
         backend = self._backend(record)

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from simjob_operator.api import names as c
 from simjob_operator.backends.base import Backend
 from simjob_operator.backends.kubernetes.backend import KubernetesBackend
+from simjob_operator.backends.kubernetes.progress import ProgressReader
 from simjob_operator.backends.slurm.backend import SlurmBackend
 from simjob_operator.controller.admitter import Admitter
 from simjob_operator.controller.cache import SimJobCache
@@ -29,6 +30,7 @@ from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.tiers import TierCache
 from simjob_operator.controller.workqueue import Key, WorkQueue
 from simjob_operator.core.phases import is_terminal
+from simjob_operator.core.progress import ProgressReport
 from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Settings
@@ -58,8 +60,11 @@ class Runtime:
             settings=settings.slurm,
             unknown_grace=settings.timings.unknown_tier_grace,
         )
+        self.progress = ProgressReader(kube, self._progressed)
         self.backends: dict[str, Backend] = {
-            c.BACKEND_KUBERNETES: KubernetesBackend(kube, retry_delay=settings.timings.stop_poll),
+            c.BACKEND_KUBERNETES: KubernetesBackend(
+                kube, retry_delay=settings.timings.stop_poll, progress=self.progress
+            ),
             c.BACKEND_SLURM: self.slurm,
         }
         self.admitter = Admitter(
@@ -86,6 +91,10 @@ class Runtime:
         # When each SimJob was last reconciled (loop time), for ``resync``.
         self._reconciled: dict[Key, float] = {}
         self._stopping: asyncio.Queue[bool] = asyncio.Queue()
+
+    def _progressed(self, key: Key, report: ProgressReport) -> None:
+        """A progress reader saw a new progress line: the reconciler writes it."""
+        self.queue.add(key, Sighting(simjob=self.cache.body(key), progress=report))
 
     def _admitted(self, record: SimJobRecord) -> None:
         nothing = Seen.nothing_yet(record.resource_version)
@@ -145,6 +154,7 @@ class Runtime:
             asyncio.create_task(self.admitter.run(), name="simjob-admitter"),
             asyncio.create_task(self.slurm.run(), name="simjob-slurm"),
             asyncio.create_task(self._resync_loop(), name="simjob-resync"),
+            asyncio.create_task(self.progress.run(), name="simjob-progress"),
         ]
         self.admitter.trigger()  # slots are recomputed from the API server at every start
 
@@ -152,6 +162,7 @@ class Runtime:
         self.queue.stop()
         self.admitter.stop()
         self.slurm.stop()
+        self.progress.stop()
         self._stopping.put_nowait(True)
         await asyncio.gather(*self._tasks)
         self._tasks = []

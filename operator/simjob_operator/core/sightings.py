@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from simjob_operator.api import names as c
+from simjob_operator.core.progress import ProgressReport
 
 Body = Mapping[str, Any]
 
@@ -75,12 +76,14 @@ class Sighting:
 
     simjob: Body | None = None
     backend: Seen | None = None
+    progress: ProgressReport | None = None  # the newest progress line a reader saw
 
     def merge(self, newer: Sighting) -> Sighting:
         """This sighting updated by a newer one (which wins where it says something)."""
         return Sighting(
             simjob=newer.simjob if newer.simjob is not None else self.simjob,
             backend=newer.backend if newer.backend is not None else self.backend,
+            progress=newer.progress if newer.progress is not None else self.progress,
         )
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from simjob_operator.api import names as c
+from simjob_operator.api.data import Progress, WorkspaceStatus
 from simjob_operator.api.simjob import BackendRef, Condition, Grant, Resources, SimJobStatus, Usage
 from simjob_operator.core.phases import (
     TERMINAL_PHASES,
@@ -23,6 +24,7 @@ from simjob_operator.core.phases import (
     Phase,
     Verdict,
 )
+from simjob_operator.core.progress import ProgressReport
 from simjob_operator.core.quantities import QuantityError, cpu_cores
 from simjob_operator.core.times import format_time, parse_time
 
@@ -82,6 +84,8 @@ def build_status(
     observation: Observation | None = None,
     grant: Grant | None = None,
     backend_ref: BackendRef | None = None,
+    workspace: WorkspaceStatus | None = None,
+    progress: ProgressReport | None = None,
 ) -> SimJobStatus:
     """The status after ``verdict``. Pure; ``status`` is not modified."""
     new = status.model_copy(deep=True)
@@ -91,8 +95,16 @@ def build_status(
         return new  # terminal is forever (next_phase guarantees it; be defensive)
     if backend_ref is not None:
         new.backend_ref = backend_ref
+    if workspace is not None:
+        new.workspace = workspace
+    if progress is not None and verdict.phase == Phase.RUNNING:
+        new.progress = Progress(
+            percent=progress.percent, message=progress.message, update_time=format_time(now)
+        )
     if not verdict.conditions and phase == (old_phase or Phase.PENDING):
         return new  # nothing decided (e.g. waiting for admission or an observation)
+    if phase == Phase.SUCCEEDED and new.progress is not None:
+        new.progress = new.progress.model_copy(update={"percent": 100.0})
 
     new.phase = phase.value
     if verdict.reason is not None:

@@ -51,6 +51,9 @@ def grant_of(spec: SimJobSpec, tier: SimTierSpec) -> Grant:
         ttl_seconds_after_finished=tier.ttl_seconds_after_finished,
         slurm=tier.slurm.model_copy(deep=True) if tier.slurm is not None else None,
         node_selector=dict(tier.node_selector),
+        workspace_claim=tier.workspace.claim_name if tier.workspace is not None else None,
+        progress_interval_seconds=tier.progress_interval_seconds,
+        output_retention_seconds=tier.output_retention_seconds,
         tolerations=[toleration.model_copy() for toleration in tier.tolerations],
     )
 

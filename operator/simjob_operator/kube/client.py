@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import os
 import secrets
 import socket
@@ -27,7 +26,6 @@ from urllib.parse import quote
 from kubernetes.client.api.custom_objects_api import CustomObjectsApi
 from kubernetes.client.api_client import ApiClient
 from kubernetes.client.configuration import Configuration
-from kubernetes.client.exceptions import ApiException
 from kubernetes.config import incluster_config, kube_config
 from kubernetes.config.config_exception import ConfigException
 
@@ -35,6 +33,7 @@ from simjob_operator.api import names as c
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Limits
 from simjob_operator.kube.ratelimit import TokenBucket
+from simjob_operator.kube.rest import core_request, log_request
 from simjob_operator.kube.seam import (
     Body,
     Conflict,
@@ -256,24 +255,10 @@ class Kube:
             return False
         return True
 
-    def _core_request(self, method: str, path: str, query: list[tuple[str, str]]) -> Body:
-        """A core/v1 request without importing CoreV1Api (30k lines, ~20 MiB)."""
-        request = self.api_client.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        response = self.api_client.call_api(*request, _request_timeout=self._timeout)
-        data = response.read()  # type: ignore[no-untyped-call]
-        if not 200 <= response.status <= 299:
-            raise ApiException(status=response.status, reason=response.reason, data=data)
-        result: Body = json.loads(data)
-        return result
-
     async def _core(self, what: str, method: str, path: str, query: list[tuple[str, str]]) -> Body:
-        result: Body = await self._limited(what, lambda: self._core_request(method, path, query))
+        result: Body = await self._limited(
+            what, lambda: core_request(self.api_client, method, path, query, self._timeout)
+        )
         return result
 
     async def list_pods(self, namespace: str, label_selector: str) -> list[Body]:
@@ -283,6 +268,25 @@ class Kube:
         )
         items: list[Body] = result.get("items") or []
         return items
+
+    async def read_pod_log(
+        self, namespace: str, name: str, *, container: str, tail_lines: int, limit_bytes: int
+    ) -> str | None:
+        """The tail of a container's log; None when the pod is gone."""
+        path = f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}/log"
+        query = [
+            ("container", container),
+            ("tailLines", str(tail_lines)),
+            ("limitBytes", str(limit_bytes)),
+        ]
+        try:
+            text: str = await self._limited(
+                f"GET log of pod {namespace}/{name}",
+                lambda: log_request(self.api_client, path, query, self._timeout),
+            )
+        except Gone:
+            return None
+        return text
 
     async def delete_pods(self, namespace: str, label_selector: str) -> None:
         path = f"/api/v1/namespaces/{quote(namespace)}/pods"

@@ -26,10 +26,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from simjob_operator.api import names as c
+from simjob_operator.api.data import WorkspaceStatus
 from simjob_operator.api.reasons import Reason
 from simjob_operator.api.simjob import BackendRef, Grant
 from simjob_operator.backends.base import RetryAfter, SubmitResult, Submitted
 from simjob_operator.backends.kubernetes.manifests import build_job_manifest, job_name
+from simjob_operator.backends.kubernetes.progress import ProgressReader
+from simjob_operator.backends.kubernetes.volumes import workspace_of
 from simjob_operator.core.phases import Observation, ObservedState
 from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.sightings import Seen
@@ -211,10 +214,12 @@ class KubernetesBackend:
         *,
         retry_delay: float = 1.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        progress: ProgressReader | None = None,
     ) -> None:
         self.kube = kube
         self.retry_delay = retry_delay
         self._now = now
+        self.progress = progress
 
     def backend_id(self, record: SimJobRecord) -> str:
         return job_name(record.name)
@@ -228,6 +233,13 @@ class KubernetesBackend:
 
     def planned_ref(self, record: SimJobRecord) -> BackendRef:
         return BackendRef(kind=c.JOB_KIND, name=self.backend_id(record))
+
+    def planned_workspace(self, record: SimJobRecord, grant: Grant) -> WorkspaceStatus | None:
+        if record.spec is None:
+            return None
+        return workspace_of(
+            record.spec, grant, namespace=record.namespace, name=record.name, uid=record.uid
+        )
 
     async def submit(self, record: SimJobRecord, grant: Grant) -> SubmitResult:
         assert record.spec is not None
@@ -263,15 +275,30 @@ class KubernetesBackend:
         if job is None:  # no event, a deleted or foreign Job: look it up
             job, _foreign = await self._own_job(record)
         if job is None:
+            if self.progress is not None:
+                self.progress.untrack(record.key)
             # No Job; but "absent" must also mean no pod of ours still terminating.
             leftovers = await self.kube.list_pods(record.namespace, f"{c.LABEL_UID}={record.uid}")
             return leftover_observation(leftovers)
-        if not needs_pods(job):
-            return runtime_limit(interpret(job, ()), record, self._now())
-        job_uid = (job.get("metadata") or {}).get("uid")
-        selector = f"{c.POD_LABEL_CONTROLLER_UID}={job_uid}"
-        pods = await self.kube.list_pods(record.namespace, selector)
-        return runtime_limit(interpret(job, pods), record, self._now())
+        job_uid = str((job.get("metadata") or {}).get("uid"))
+        if needs_pods(job):
+            selector = f"{c.POD_LABEL_CONTROLLER_UID}={job_uid}"
+            pods = await self.kube.list_pods(record.namespace, selector)
+            observation = runtime_limit(interpret(job, pods), record, self._now())
+        else:
+            observation = runtime_limit(interpret(job, ()), record, self._now())
+        self._follow_progress(record, job_uid, observation)
+        return observation
+
+    def _follow_progress(self, record: SimJobRecord, job_uid: str, obs: Observation) -> None:
+        if self.progress is None:
+            return
+        if obs.state != ObservedState.RUNNING or obs.still_running:
+            self.progress.untrack(record.key)
+            return
+        grant = record.status.grant
+        interval = (grant.progress_interval_seconds if grant is not None else None) or 10
+        self.progress.track(record.key, record.namespace, job_uid, float(interval))
 
     async def cancel(self, record: SimJobRecord) -> bool:
         job, _foreign = await self._own_job(record)

@@ -16,6 +16,7 @@ from typing import Any
 
 from simjob_operator.api import names as c
 from simjob_operator.api.simjob import Grant, SimJobSpec
+from simjob_operator.backends.kubernetes.volumes import data_volumes
 
 MAX_NAME_LENGTH = 63  # Job names become a pod label value
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -132,8 +133,12 @@ def build_job_manifest(
     }
     if spec.args:
         container["args"] = list(spec.args)
-    if spec.env:
-        container["env"] = [{"name": var.name, "value": var.value} for var in spec.env]
+    volumes, mounts, data_env = data_volumes(spec, grant, namespace=namespace, name=name, uid=uid)
+    env = [*data_env, *({"name": var.name, "value": var.value} for var in spec.env)]
+    if env:
+        container["env"] = env
+    if mounts:
+        container["volumeMounts"] = mounts
     if spec.working_dir:
         container["workingDir"] = spec.working_dir
     pod_spec: dict[str, Any] = {
@@ -143,6 +148,10 @@ def build_job_manifest(
         "securityContext": pod_security_context(),
         "containers": [container],
     }
+    if volumes:
+        pod_spec["volumes"] = volumes
+        # The workspace is written by the pod's non-root user: its group owns it.
+        pod_spec["securityContext"]["fsGroup"] = c.POD_RUN_AS_USER
     if grant.priority_class_name:
         pod_spec["priorityClassName"] = grant.priority_class_name
     if grant.node_selector:

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from simjob_operator.api import names as c
+from simjob_operator.api.data import WorkspaceStatus
 from simjob_operator.api.reasons import Reason
 from simjob_operator.api.simjob import BackendRef, Grant, SimJobSlurmSpec
 from simjob_operator.backends.base import (
@@ -106,6 +107,9 @@ class SlurmBackend:
 
     def planned_ref(self, record: SimJobRecord) -> BackendRef | None:
         return None  # the job id is known only after sbatch
+
+    def planned_workspace(self, record: SimJobRecord, grant: Grant) -> WorkspaceStatus | None:
+        return None  # the run directory is known with the site, at submit
 
     # ------------------------------------------------------------------ the task
 

@@ -15,7 +15,7 @@ import kopf
 
 from simjob_operator.api.simjob import BackendRef
 from simjob_operator.controller.runtime import Runtime
-from simjob_operator.core.records import SimJobRecord
+from simjob_operator.core.view import SimJobRecord
 
 ENV_CRASH_AFTER_SUBMIT = "SIMJOB_TEST_CRASH_AFTER_SUBMIT"
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import random
 
 from simjob_operator.core.phases import AdmissionState
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.slots import SlotKey, decide, holds_slot, slot_key
+from simjob_operator.core.view import SimJobRecord
 from tests.support.bodies import admitted_status, simjob_body
 
 

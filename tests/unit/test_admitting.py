@@ -17,7 +17,7 @@ from simjob_operator.controller.admitter import Admitter
 from simjob_operator.controller.cache import SimJobCache
 from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.tiers import TierCache
-from simjob_operator.core.records import SimJobRecord
+from simjob_operator.core.view import SimJobRecord
 from tests.support.bodies import admitted_status, simjob_body, tier_spec
 from tests.support.fake_kube import FakeKube
 

@@ -16,9 +16,9 @@ from simjob_operator.backends.kubernetes.manifests import build_job_manifest
 from simjob_operator.backends.kubernetes.progress import ProgressReader
 from simjob_operator.controller.runtime import Runtime
 from simjob_operator.core.progress import ProgressReport
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import Settings, Timings
 from simjob_operator.core.sightings import Seen, Sighting
+from simjob_operator.core.view import SimJobRecord
 from tests.support.bodies import simjob_body, tier_spec
 from tests.support.fake_kube import FakeKube
 

@@ -19,8 +19,8 @@ from simjob_operator.backends.kubernetes.backend import (
     needs_pods,
 )
 from simjob_operator.core.phases import Observation, ObservedState
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.sightings import Seen
+from simjob_operator.core.view import SimJobRecord
 from simjob_operator.main import kopf_arguments
 from tests.support.bodies import simjob_body
 from tests.support.fake_kube import FakeKube

@@ -13,8 +13,8 @@ import pytest
 from simjob_operator.api import names as c
 from simjob_operator.api.simtier import SimTierSpec
 from simjob_operator.backends.kubernetes.manifests import build_job_manifest, job_name, label_value
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.validation import Effective, resolve
+from simjob_operator.core.view import SimJobRecord
 from tests.support.bodies import simjob_body, tier_spec
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -30,8 +30,8 @@ from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.tiers import TierCache
 from simjob_operator.controller.workqueue import AlreadyLogged
 from simjob_operator.core.logs import ObjectPrefixFormatter
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.sightings import Sighting
+from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import Refused, Unavailable
 from tests.support.bodies import simjob_body, tier_spec
 from tests.support.fake_kube import FakeKube
@@ -323,3 +323,21 @@ def test_the_runtime_counts_from_the_start_not_from_the_job() -> None:
     status = h.status()
     assert (status["phase"], status["reason"]) == ("TimedOut", Reason.DEADLINE_EXCEEDED)
     assert ("lab", "sj-sim") not in h.kube.jobs  # the pod still ran: it is stopped
+
+
+def test_a_refused_status_write_is_one_line_and_no_retry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    h = Harness(status=admitted())
+    h.kube.add_job("lab", _job({"ready": 1, "active": 1}))
+    h.kube.fail(
+        "patch_simjob_status",
+        Refused("PATCH SimJob lab/sim status: invalid character 'I'", status=422),
+    )
+    with caplog.at_level(logging.INFO):
+        again = h.process()  # no exception: the work queue does not retry it
+    assert again is None
+    lines = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(lines) == 1
+    assert lines[0].levelno == logging.ERROR
+    assert lines[0].exc_info is None

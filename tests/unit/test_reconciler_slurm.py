@@ -21,10 +21,10 @@ from simjob_operator.backends.slurm.jobs import marker
 from simjob_operator.controller.reconciler import Reconciler
 from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.tiers import TierCache
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import Settings, Timings
 from simjob_operator.core.sightings import Sighting
 from simjob_operator.core.times import parse_time
+from simjob_operator.core.view import SimJobRecord
 from tests.unit.test_slurm_backend import CREATED, GRANT, Harness, eventually
 
 FAST = Settings(timings=Timings(stop_poll=0.01))

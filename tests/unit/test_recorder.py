@@ -11,7 +11,7 @@ import pytest
 
 from simjob_operator.api.reasons import Reason
 from simjob_operator.controller.recorder import event_for
-from simjob_operator.core.records import SimJobRecord
+from simjob_operator.core.view import SimJobRecord
 from tests.support.bodies import simjob_body
 
 

@@ -33,8 +33,8 @@ from simjob_operator.backends.slurm.jobs import job_id_of, marker
 from simjob_operator.backends.slurm.reachability import ReportingClient, reachable_condition
 from simjob_operator.backends.slurm.sites import DEFAULT_LOGIN, Login, SiteError, Sites
 from simjob_operator.core.observations import ObservedState
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.times import parse_time
+from simjob_operator.core.view import SimJobRecord
 from slurm_bridge import CliSlurmClient, JobSpec, SlurmClient, SlurmUnavailable
 from tests.support.bodies import simjob_body
 from tests.support.fake_kube import FakeKube

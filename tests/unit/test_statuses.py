@@ -21,9 +21,9 @@ from simjob_operator.core.phases import (
     Rejection,
     next_phase,
 )
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.statuses import build_status, get_condition, set_conditions, status_patch
 from simjob_operator.core.validation import Effective, resolve
+from simjob_operator.core.view import SimJobRecord
 from tests.support.bodies import simjob_body, tier_spec
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)

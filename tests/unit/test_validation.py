@@ -14,8 +14,8 @@ from simjob_operator.api.simjob import SimJobSpec
 from simjob_operator.api.simtier import SimTierSpec
 from simjob_operator.core.phases import Rejection
 from simjob_operator.core.quantities import QuantityError, cpu_cores, memory_bytes, parse_quantity
-from simjob_operator.core.records import SimJobRecord, parse_tier
 from simjob_operator.core.validation import Effective, resolve
+from simjob_operator.core.view import SimJobRecord, parse_tier
 from tests.support.bodies import simjob_body, tier_spec
 
 

@@ -20,8 +20,8 @@ from typing import Protocol
 from simjob_operator.api.data import WorkspaceStatus
 from simjob_operator.api.simjob import BackendRef, Grant
 from simjob_operator.core.phases import Observation
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.sightings import Seen
+from simjob_operator.core.view import SimJobRecord
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,12 +37,12 @@ from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.tiers import TierCache
 from simjob_operator.core.logs import simjob_logger
 from simjob_operator.core.phases import Admission, AdmissionState, is_terminal, next_phase
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Settings
 from simjob_operator.core.slots import SlotKey, decide
 from simjob_operator.core.statuses import build_status
 from simjob_operator.core.validation import Effective, resolve
+from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import Conflict, Gone, KubeApi
 
 logger = logging.getLogger("simjob_operator.controller.admitter")

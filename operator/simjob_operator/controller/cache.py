@@ -23,8 +23,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from simjob_operator.core.records import Key, SimJobRecord
 from simjob_operator.core.slots import SlotKey, slot_key
+from simjob_operator.core.view import Key, SimJobRecord
 
 Body = dict[str, Any]
 

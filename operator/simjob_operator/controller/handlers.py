@@ -28,9 +28,9 @@ import kopf
 from simjob_operator.api import names as c
 from simjob_operator.controller.runtime import Runtime
 from simjob_operator.core.logs import install_formatter
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.sightings import Seen, Sighting, owning_simjob, simjob_event_wanted
+from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.client import Kube
 
 SIMJOBS = (c.GROUP, c.VERSION, c.SIMJOB_PLURAL)

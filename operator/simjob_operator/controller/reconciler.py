@@ -55,13 +55,13 @@ from simjob_operator.core.phases import (
     next_phase,
 )
 from simjob_operator.core.progress import ProgressReport
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Settings
 from simjob_operator.core.sightings import Seen, Sighting
 from simjob_operator.core.statuses import build_status
 from simjob_operator.core.times import parse_time
 from simjob_operator.core.validation import Effective, resolve
+from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import Conflict, KubeApi, Refused, Unavailable
 
 logger = logging.getLogger("simjob_operator.reconciler")
@@ -119,6 +119,11 @@ class Reconciler:
             except TEMPORARY as exc:
                 log.warning("%s; retrying with backoff", exc)
                 raise AlreadyLogged(str(exc)) from exc
+            except Refused as exc:
+                # The API server refuses this write for good (e.g. a status it finds
+                # invalid): retrying cannot help; a change of the SimJob will retry.
+                log.error("the API server refused a write; not retrying: %s", exc.message)  # noqa: TRY400 - one line, no traceback per refusal
+                return None
             except Exception as exc:
                 log.exception("reconcile failed")
                 raise AlreadyLogged(str(exc)) from exc

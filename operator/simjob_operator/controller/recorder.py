@@ -22,8 +22,8 @@ from simjob_operator.api.simjob import SimJobStatus
 from simjob_operator.core.logs import ObjectLogger
 from simjob_operator.core.observations import ROUTINE_PENDING_REASONS
 from simjob_operator.core.phases import TERMINAL_PHASES, Phase, Verdict
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.statuses import status_patch
+from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import KubeApi, KubeError
 
 WARNING_PHASES = frozenset({Phase.FAILED, Phase.TIMED_OUT})

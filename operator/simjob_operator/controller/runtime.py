@@ -31,10 +31,10 @@ from simjob_operator.controller.tiers import TierCache
 from simjob_operator.controller.workqueue import Key, WorkQueue
 from simjob_operator.core.phases import is_terminal
 from simjob_operator.core.progress import ProgressReport
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Settings
 from simjob_operator.core.sightings import Seen, Sighting
+from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import KubeApi
 
 logger = logging.getLogger("simjob_operator.runtime")

@@ -18,7 +18,7 @@ from simjob_operator.api.simjob import Grant
 from simjob_operator.backends.base import Backend, BackendUnavailable, Submitted
 from simjob_operator.core.logs import ObjectLogger
 from simjob_operator.core.phases import is_terminal
-from simjob_operator.core.records import Key, SimJobRecord
+from simjob_operator.core.view import Key, SimJobRecord
 from simjob_operator.kube.seam import Conflict, Gone, Unavailable
 
 TEMPORARY = (Unavailable, BackendUnavailable)

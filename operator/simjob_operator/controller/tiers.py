@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from simjob_operator.api.simtier import SimTierSpec
-from simjob_operator.core.records import parse_tier
+from simjob_operator.core.view import parse_tier
 from simjob_operator.kube.seam import KubeApi
 
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 from simjob_operator.core.logs import key_logger
-from simjob_operator.core.records import Key
+from simjob_operator.core.view import Key
 
 __all__ = ["AlreadyLogged", "Key", "WorkQueue"]
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from simjob_operator.api import names as c
-from simjob_operator.core.records import SimJobRecord
+from simjob_operator.core.view import SimJobRecord
 
 LOGGER_NAME = "simjob_operator"
 logger = logging.getLogger(LOGGER_NAME)

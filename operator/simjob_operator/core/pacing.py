@@ -15,8 +15,8 @@ from simjob_operator.api import names as c
 from simjob_operator.api.simjob import Grant
 from simjob_operator.core.observations import Observation, ObservedState
 from simjob_operator.core.progress import ProgressReport
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.times import parse_time
+from simjob_operator.core.view import SimJobRecord
 
 
 def pending_seconds(record: SimJobRecord, obs: Observation | None, now: datetime) -> float | None:

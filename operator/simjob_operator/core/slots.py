@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 
 from simjob_operator.core.phases import Admission, AdmissionState, is_terminal
-from simjob_operator.core.records import SimJobRecord
+from simjob_operator.core.view import SimJobRecord
 
 
 @dataclasses.dataclass(frozen=True, order=True)

@@ -1,6 +1,6 @@
 """Times as Kubernetes writes them: RFC 3339 in UTC, second precision. Pure.
 
-Used by ``core.records``, ``core.statuses``, the reconciler and the backends.
+Used by ``core.view``, ``core.statuses``, the reconciler and the backends.
 """
 
 from __future__ import annotations

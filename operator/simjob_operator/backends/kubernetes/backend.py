@@ -34,9 +34,9 @@ from simjob_operator.backends.kubernetes.manifests import build_job_manifest, jo
 from simjob_operator.backends.kubernetes.progress import ProgressReader
 from simjob_operator.backends.kubernetes.volumes import workspace_of
 from simjob_operator.core.phases import Observation, ObservedState
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.sightings import Seen
 from simjob_operator.core.times import parse_time
+from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import AlreadyExists, KubeApi
 
 Body = Mapping[str, Any]

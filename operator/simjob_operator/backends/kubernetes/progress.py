@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from simjob_operator.api import names as c
 from simjob_operator.core.progress import ProgressReport, last_progress
-from simjob_operator.core.records import Key
+from simjob_operator.core.view import Key
 from simjob_operator.kube.ratelimit import TokenBucket
 from simjob_operator.kube.seam import KubeApi, KubeError
 

@@ -62,10 +62,10 @@ from simjob_operator.backends.slurm.supervisor import Pollers
 from simjob_operator.core.logs import SimJobLogger, simjob_logger
 from simjob_operator.core.observations import Observation, ObservedState
 from simjob_operator.core.phases import is_terminal
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT, SlurmTimings
 from simjob_operator.core.sightings import Seen
 from simjob_operator.core.times import parse_time
+from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import KubeApi
 from slurm_bridge import InvalidJobSpec, JobKind, SlurmClient, SlurmRejected, SlurmUnavailable
 

@@ -25,7 +25,7 @@ from simjob_operator.api.simtier import SlurmTierSpec
 from simjob_operator.backends.slurm.credentials import DEFAULT_LOGIN, Login
 from simjob_operator.core.observations import Observation, ObservedState
 from simjob_operator.core.quantities import cpu_cores, memory_bytes
-from simjob_operator.core.records import SimJobRecord
+from simjob_operator.core.view import SimJobRecord
 from slurm_bridge import JobKind, JobSpec, JobState
 
 MIB = 2**20

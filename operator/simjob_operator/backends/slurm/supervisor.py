@@ -19,9 +19,9 @@ from simjob_operator.backends.slurm.poller import ClusterPoller, Key
 from simjob_operator.backends.slurm.sites import Site, Sites
 from simjob_operator.core.logs import simjob_logger
 from simjob_operator.core.phases import is_terminal
-from simjob_operator.core.records import SimJobRecord
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import SlurmTimings
+from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import KubeApi, KubeError
 
 logger = logging.getLogger("simjob_operator.slurm")

@@ -148,6 +148,15 @@ class FakeKube:
         if body is not None and body["metadata"].get("uid") == uid:
             del self.simjobs[(namespace, name)]
 
+    async def cancel_simjob(self, namespace: str, name: str, *, uid: str) -> None:
+        self._enter("cancel_simjob")
+        body = self.simjobs.get((namespace, name))
+        if body is None or body["metadata"].get("uid") != uid:
+            return
+        body.setdefault("spec", {})["cancel"] = True
+        body["metadata"]["generation"] = int(body["metadata"].get("generation", 1)) + 1
+        self._stamp(body)
+
     # ------------------------------------------------------------------ SimTiers
 
     async def get_simtier(self, name: str) -> Body | None:

@@ -317,7 +317,7 @@ def test_cel_every_spec_field_but_cancel_is_immutable() -> None:
     optional = (
         set(spec["properties"])
         - set(spec["required"])
-        - {"cancel", "args", "env", "backend", "inputs"}
+        - {"cancel", "args", "env", "backend", "inputs", "concurrencyPolicy", "reuse"}
     )
     for name in optional:
         assert f"has(self.{name}) == has(oldSelf.{name})" in _rules(spec), name

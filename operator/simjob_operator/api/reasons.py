@@ -31,6 +31,9 @@ class Reason(enum.StrEnum):
     CANCEL_REQUESTED = "CancelRequested"
     DELETED = "Deleted"  # the SimJob was deleted before it finished
     BACKEND_LOST = "BackendObjectLost"
+    RUN_IN_PROGRESS = "RunInProgress"  # concurrencyPolicy Forbid: an older run of its runKey
+    REPLACED = "Replaced"  # concurrencyPolicy Replace: a newer run of its runKey cancelled it
+    REUSED = "Reused"  # reuse IfSucceeded: a Succeeded run with the same inputs stands for it
     REFUSED = "RefusedByAPIServer"  # a permanent 4xx from the API server (e.g. 422 Invalid)
     # Slurm.
     UNKNOWN_SLURM_CLUSTER = "UnknownSlurmCluster"

@@ -127,6 +127,10 @@ class SimJobSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
+                    "self.reuse != 'IfSucceeded' || (has(self.runKey) && has(self.inputHash))",
+                    "reuse IfSucceeded needs spec.runKey and spec.inputHash",
+                ),
+                cel(
                     "has(self.owner) == has(oldSelf.owner)",
                     "owner cannot be added or removed after creation",
                 ),
@@ -143,6 +147,8 @@ class SimJobSpec(ApiModel):
                         "podMetadata",
                         "slurm",
                         "workspace",
+                        "runKey",
+                        "inputHash",
                     )
                 ),
                 *(
@@ -280,6 +286,40 @@ class SimJobSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [_immutable("slurm")],
         },
+    )
+    run_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+        description="The simulation this run belongs to (e.g. user-simulation-model): at "
+        "most one unfinished SimJob per runKey in a namespace, as concurrencyPolicy says.",
+        json_schema_extra={"x-kubernetes-validations": [_immutable("runKey")]},
+    )
+    concurrency_policy: Literal["Replace", "Forbid"] = Field(
+        default="Replace",
+        max_length=16,
+        description="With a runKey: Replace (the default; a newer SimJob with the same "
+        "runKey cancels the older unfinished one: the user pressed Run again) or Forbid "
+        "(the newer one fails with reason RunInProgress). Like a CronJob's policy.",
+        json_schema_extra={"x-kubernetes-validations": [_immutable("concurrencyPolicy")]},
+    )
+    input_hash: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        pattern=r"^[A-Za-z0-9_.:+/=-]+$",
+        description="The gateway's hash of the inputs (Sirepo's computeJobHash): with reuse "
+        "IfSucceeded, a Succeeded SimJob of the same runKey and inputHash is reused.",
+        json_schema_extra={"x-kubernetes-validations": [_immutable("inputHash")]},
+    )
+    reuse: Literal["Never", "IfSucceeded"] = Field(
+        default="Never",
+        max_length=16,
+        description="IfSucceeded: when a Succeeded SimJob with the same runKey and inputHash "
+        "exists in the namespace, end Succeeded (reason Reused) at once, with no compute "
+        "and no slot; status.reusedFrom names it. Never: always run (forceRun).",
+        json_schema_extra={"x-kubernetes-validations": [_immutable("reuse")]},
     )
     cancel: bool = Field(
         default=False,

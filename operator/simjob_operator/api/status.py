@@ -96,6 +96,14 @@ class Usage(ApiModel):
     cpu_seconds: float = Field(default=0.0, description="wallSeconds times the tier's CPUs.")
 
 
+class ReusedFrom(ApiModel):
+    """The Succeeded SimJob whose results a reused SimJob stands for."""
+
+    name: str = Field(description="Its name (same namespace).")
+    uid: str = Field(description="Its uid.")
+    workspace: WorkspaceStatus | None = Field(default=None, description="Its outputs.")
+
+
 class SimJobStatus(ApiModel):
     """Observed state of a SimJob, written only by the operator."""
 
@@ -144,4 +152,7 @@ class SimJobStatus(ApiModel):
     )
     workspace: WorkspaceStatus | None = Field(
         default=None, description="Where the outputs of this run are."
+    )
+    reused_from: ReusedFrom | None = Field(
+        default=None, description="Reason Reused: the SimJob whose outputs this one reuses."
     )

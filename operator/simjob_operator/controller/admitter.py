@@ -31,12 +31,20 @@ from datetime import UTC, datetime
 
 from simjob_operator.api import names as c
 from simjob_operator.api.reasons import Reason
+from simjob_operator.api.status import ReusedFrom
 from simjob_operator.backends.base import Backend
 from simjob_operator.controller.cache import SimJobCache
 from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.tiers import TierCache
 from simjob_operator.core.logs import simjob_logger
-from simjob_operator.core.phases import Admission, AdmissionState, is_terminal, next_phase
+from simjob_operator.core.phases import (
+    Admission,
+    AdmissionState,
+    Rejection,
+    is_terminal,
+    next_phase,
+)
+from simjob_operator.core.runkeys import Forbid, Replace, Reuse, decide_run_key
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Settings
 from simjob_operator.core.slots import SlotKey, decide
@@ -178,7 +186,7 @@ class Admitter:
                 self._resolved.pop(record.uid, None)
                 continue
             resolved = await self._effective(record)
-            if resolved is not None:
+            if resolved is not None and await self._run_key_allows(record):
                 effective[record.uid] = resolved
         decisions = decide(
             records,
@@ -210,6 +218,60 @@ class Admitter:
                 self.trigger()
         undecided = any(uid not in decisions for uid in effective)  # behind an unsettled one
         return undecided or any(d.state == AdmissionState.WAITING for d in decisions.values())
+
+    async def _run_key_allows(self, record: SimJobRecord) -> bool:
+        """Apply ``record``'s runKey policy (``core.runkeys``); False when it ended here
+        (reused, or refused as a run in progress) and takes no slot."""
+        run_key = record.spec.run_key if record.spec is not None else None
+        if run_key is None or not self._cache.seeded:
+            return True
+        decision = decide_run_key(record, self._cache.with_run_key(record.namespace, run_key))
+        if isinstance(decision, Replace):
+            for older in decision.older:
+                simjob_logger(older).info(
+                    "replaced by the newer run %s of runKey %r: cancelling", record.name, run_key
+                )
+                await self._kube.cancel_simjob(older.namespace, older.name, uid=older.uid)
+            return True
+        if decision is None:
+            return True
+        try:
+            await self._end_early(record, decision)
+        except Conflict:
+            await self._refresh(record)
+        return False
+
+    async def _end_early(self, record: SimJobRecord, decision: Reuse | Forbid) -> None:
+        if isinstance(decision, Reuse):
+            source = decision.source
+            reused = source.status.reused_from or ReusedFrom(
+                name=source.name, uid=source.uid, workspace=source.status.workspace
+            )
+            verdict = next_phase(record.phase, reason=record.status.reason, reused=reused.name)
+        else:
+            run_key = record.spec.run_key if record.spec is not None else None
+            message = (
+                f"SimJob {decision.running.name} of runKey {run_key!r} is still unfinished "
+                "and concurrencyPolicy is Forbid"
+            )
+            verdict = next_phase(
+                record.phase,
+                reason=record.status.reason,
+                rejection=Rejection(Reason.RUN_IN_PROGRESS, message),
+            )
+            reused = None
+        status = build_status(
+            record.status,
+            verdict,
+            now=self._now(),
+            generation=record.generation,
+            owner=record.owner,
+        )
+        if reused is not None:
+            status.reused_from = reused
+            status.workspace = reused.workspace
+        await self._recorder.record(record, status, verdict, simjob_logger(record))
+        self.writes += 1
 
     async def _refresh(self, record: SimJobRecord) -> None:
         body = await self._kube.get_simjob(record.namespace, record.name)

@@ -57,6 +57,7 @@ class SimJobCache:
         self._slots: dict[SlotKey, set[Key]] = defaultdict(set)
         self._slot_of: dict[Key, SlotKey] = {}
         self._dirty: set[SlotKey] = set()
+        self._run_keys: dict[tuple[str, str], set[Key]] = defaultdict(set)
         self.seeded = False
 
     def __len__(self) -> int:
@@ -87,7 +88,9 @@ class SimJobCache:
 
     def forget(self, key: Key) -> None:
         """The SimJob was deleted."""
-        self._records.pop(key, None)
+        old = self._records.pop(key, None)
+        if old is not None:
+            self._unindex_run_key(key, old)
         slot = self._slot_of.pop(key, None)
         if slot is not None:
             self._slots[slot].discard(key)
@@ -95,8 +98,22 @@ class SimJobCache:
                 del self._slots[slot]
             self._dirty.add(slot)
 
+    def _unindex_run_key(self, key: Key, record: SimJobRecord) -> None:
+        run_key = record.spec.run_key if record.spec is not None else None
+        if run_key is not None:
+            keys = self._run_keys.get((record.namespace, run_key))
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._run_keys[(record.namespace, run_key)]
+
     def _put(self, key: Key, record: SimJobRecord) -> None:
+        previous = self._records.get(key)
+        if previous is not None:
+            self._unindex_run_key(key, previous)
         self._records[key] = record
+        if record.spec is not None and record.spec.run_key is not None:
+            self._run_keys[(record.namespace, record.spec.run_key)].add(key)
         slot = slot_key(record)
         old = self._slot_of.get(key)
         if old is not None and old != slot:
@@ -120,6 +137,11 @@ class SimJobCache:
 
     def records(self) -> Iterator[SimJobRecord]:
         return iter(list(self._records.values()))
+
+    def with_run_key(self, namespace: str, run_key: str) -> list[SimJobRecord]:
+        """The SimJobs of one runKey in one namespace (core.runkeys)."""
+        keys = sorted(self._run_keys.get((namespace, run_key), ()))
+        return [self._records[key] for key in keys]
 
     def in_slot(self, slot: SlotKey) -> list[SimJobRecord]:
         return [self._records[key] for key in sorted(self._slots.get(slot, ()))]

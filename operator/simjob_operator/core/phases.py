@@ -132,6 +132,7 @@ class Facts:
     deleted: bool
     pending_seconds: float | None = None  # since admission, while the backend has not started
     max_pending_seconds: int | None = None
+    reused: str | None = None  # the Succeeded SimJob of the same runKey and inputs
 
     @property
     def stopping(self) -> bool:
@@ -190,6 +191,21 @@ def cancel_converges(f: Facts) -> Verdict | None:
         why,
         f"{what}; stopping the simulation",
         Action.STOP,
+    )
+
+
+def reuse_ends_it(f: Facts) -> Verdict | None:
+    """Rule 4a: before admission, a Succeeded run of the same runKey and inputHash
+    stands for this one (reuse: IfSucceeded): Succeeded at once, no compute, no slot."""
+    if f.admitted or f.reused is None:
+        return None
+    message = f"reused the results of SimJob {f.reused} (same runKey and inputHash)"
+    return _verdict(
+        Phase.SUCCEEDED,
+        Reason.REUSED,
+        message,
+        admitted=ConditionChange(c.COND_ADMITTED, "False", Reason.REUSED, message),
+        exit_code=0,
     )
 
 
@@ -278,6 +294,7 @@ RULES: tuple[Callable[[Facts], Verdict | None], ...] = (
     terminal_is_forever,
     observed_outcome_wins,
     cancel_converges,
+    reuse_ends_it,
     admission_decides,
     pending_too_long,
     backend_leads,
@@ -297,6 +314,7 @@ def next_phase(
     deleted: bool = False,
     pending_seconds: float | None = None,
     max_pending_seconds: int | None = None,
+    reused: str | None = None,
 ) -> Verdict:
     """Decide the next phase. Pure; see the module docstring for the rules.
 
@@ -318,6 +336,7 @@ def next_phase(
         deleted=deleted,
         pending_seconds=pending_seconds,
         max_pending_seconds=max_pending_seconds,
+        reused=reused,
     )
     for rule in RULES:
         verdict = rule(facts)

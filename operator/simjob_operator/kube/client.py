@@ -197,6 +197,25 @@ class Kube:
         except (Gone, Conflict):
             return
 
+    async def cancel_simjob(self, namespace: str, name: str, *, uid: str) -> None:
+        """Set spec.cancel on one SimJob (its newer run replaces it), only if it still is
+        the object with ``uid``; a gone or replaced SimJob needs nothing."""
+        body = {"metadata": {"uid": uid}, "spec": {"cancel": True}}
+        try:
+            await self.call(
+                f"PATCH SimJob {namespace}/{name} spec.cancel",
+                self.custom.patch_namespaced_custom_object,
+                c.GROUP,
+                c.VERSION,
+                namespace,
+                c.SIMJOB_PLURAL,
+                name,
+                body,
+                field_manager=c.FIELD_MANAGER,
+            )
+        except (Gone, Conflict):
+            return
+
     # ------------------------------------------------------------------ SimTiers
 
     async def get_simtier(self, name: str) -> Body | None:

@@ -1,0 +1,78 @@
+"""One run per simulation: what a SimJob's runKey means for it. Pure.
+
+A SimJob with ``spec.runKey`` belongs to a simulation (Sirepo's "one run per
+simulation"); the SimJobs of one runKey in one namespace are ordered like the queue
+(``core.slots.queue_order``: creation time, then name), so every operator, before or
+after a restart, decides the same. For a SimJob that does not hold a slot yet:
+
+* ``reuse: IfSucceeded`` and a Succeeded SimJob of the same runKey and inputHash ->
+  ``Reuse`` it: end Succeeded (reason Reused) without compute or slot;
+* ``concurrencyPolicy: Forbid`` and an older unfinished SimJob of the runKey ->
+  ``Forbid``: fail with reason RunInProgress;
+* ``concurrencyPolicy: Replace`` and older unfinished SimJobs -> ``Replace`` them: they
+  are cancelled (``spec.cancel``), this one goes on to admission;
+* otherwise nothing to do.
+
+The admitter decides this in its serialized passes, from the SimJob cache: the watch of
+a namespace delivers SimJobs in the order they were created, so a SimJob is never seen
+before an older one of its runKey (two concurrent submits are decided one way).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from simjob_operator.core.slots import queue_order
+from simjob_operator.core.verdicts import Phase, is_terminal
+from simjob_operator.core.view import SimJobRecord
+
+
+@dataclasses.dataclass(frozen=True)
+class Reuse:
+    source: SimJobRecord
+
+
+@dataclasses.dataclass(frozen=True)
+class Forbid:
+    running: SimJobRecord
+
+
+@dataclasses.dataclass(frozen=True)
+class Replace:
+    older: tuple[SimJobRecord, ...]
+
+
+RunKeyDecision = Reuse | Forbid | Replace | None
+
+
+def _unfinished(record: SimJobRecord) -> bool:
+    return not is_terminal(record.phase) and not record.deleting and not record.cancel
+
+
+def decide_run_key(record: SimJobRecord, others: Iterable[SimJobRecord]) -> RunKeyDecision:
+    """What ``record``'s runKey asks for, given the other SimJobs of that runKey."""
+    spec = record.spec
+    if spec is None or spec.run_key is None:
+        return None
+    peers = [other for other in others if other.uid != record.uid]
+    if spec.reuse == "IfSucceeded" and spec.input_hash is not None:
+        done = [
+            other
+            for other in peers
+            if other.phase == Phase.SUCCEEDED
+            and other.spec is not None
+            and other.spec.input_hash == spec.input_hash
+        ]
+        if done:
+            return Reuse(max(done, key=queue_order))
+    mine = queue_order(record)
+    older = sorted(
+        (other for other in peers if _unfinished(other) and queue_order(other) < mine),
+        key=queue_order,
+    )
+    if not older:
+        return None
+    if spec.concurrency_policy == "Forbid":
+        return Forbid(older[-1])
+    return Replace(tuple(older))

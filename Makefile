@@ -9,7 +9,7 @@
 #   make crds                       regenerate crds/ and the chart's crds/ from the models
 #   make helm-build / chart-lint / chart-test   helm from Go modules (hack/helm/); the chart
 #   make images / image / dist      OCI images for the real node (hack/images/); the operator's; wheel + sdist
-#   make bench                      benchmarks (bench/), figures with a baseline
+#   make bench / bench-full         benchmarks (bench/run.py): CI size (< 10 min) / full sizes
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -25,7 +25,7 @@ IMAGE   ?= simjob-operator:$(VERSION)
 export PATH := $(CLUSTER)/bin:$(VENV)/bin:$(PATH)
 
 .PHONY: help run test deps venv lint typecheck crds crds-check unit integration slurm-tests \
-        cluster cluster-build cluster-down slurm slurm-down bench clean \
+        cluster cluster-build cluster-down slurm slurm-down bench bench-full clean \
         helm-build chart-lint chart-test image images node-build dist
 
 help:
@@ -137,8 +137,14 @@ run: deps venv
 	echo "[run] CRDs applied; starting the operator (Ctrl-C stops it). Try: kubectl apply -f examples/ && kubectl get sj -w"; \
 	exec $(PY) -m kopf run -m simjob_operator.main --all-namespaces --standalone
 
+# Tables (baseline, SimJob, ratio, target) on stdout; Markdown, JSON and PNG plots in
+# bench/results/ (docs/benchmarks.md), on the cluster hack/cluster/up.sh starts (SIMJOB_* vars
+# choose its directory and ports). One scenario: $(PY) bench/run.py --only backlog
 bench: venv cluster
-	@$(PY) bench/throughput.py
+	@$(PY) bench/run.py --size ci --kubeconfig "$${SIMJOB_CLUSTER_DIR:-$(CLUSTER)}/kubeconfig"
+
+bench-full: venv cluster
+	@$(PY) bench/run.py --size full --kubeconfig "$${SIMJOB_CLUSTER_DIR:-$(CLUSTER)}/kubeconfig"
 
 clean: cluster-down slurm-down
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -148,8 +148,19 @@ def test_names_scope_and_version(kind: str, plural: str, scope: str, short: list
 
 def test_simjob_printer_columns() -> None:
     columns = {col["name"].upper(): col for col in _version("SimJob")["additionalPrinterColumns"]}
-    assert list(columns) == ["PHASE", "TIER", "BACKEND", "OWNER", "AGE", "MESSAGE"]
+    assert list(columns) == [
+        "PHASE",
+        "REASON",
+        "PROGRESS",
+        "TIER",
+        "BACKEND",
+        "OWNER",
+        "AGE",
+        "MESSAGE",
+    ]
     assert columns["PHASE"]["jsonPath"] == ".status.phase"
+    assert columns["REASON"]["jsonPath"] == ".status.reason"  # why it waits, at a glance
+    assert columns["PROGRESS"]["jsonPath"] == ".status.progress.percent"
     assert columns["TIER"]["jsonPath"] == ".spec.tier"
     assert columns["BACKEND"]["jsonPath"] == ".spec.backend"
     assert columns["OWNER"]["jsonPath"] == ".status.owner"  # effective owner, see docs/api.md
@@ -171,13 +182,17 @@ def test_simtier_printer_columns() -> None:
 @pytest.mark.parametrize("kind", ["SimJob", "SimTier"])
 def test_printer_columns_and_selectable_fields_point_into_the_schema(kind: str) -> None:
     version = _version(kind)
-    paths = [col["jsonPath"] for col in version["additionalPrinterColumns"]]
-    paths += [f["jsonPath"] for f in version.get("selectableFields", [])]
-    for path in paths:
+    columns = [(col["jsonPath"], col["type"]) for col in version["additionalPrinterColumns"]]
+    for path, type_ in columns:
         if path.startswith(".metadata."):
             continue
         node = _at(_schema(kind), path.removeprefix("."))
-        assert node["type"] in {"string", "integer", "boolean"}, path
+        assert node["type"] in {"string", "integer", "number", "boolean"}, path
+        assert type_ == node["type"] or (type_ == "date" and node["type"] == "string"), path
+    # Selectable fields must be strings, integers or booleans (the API server's rule).
+    for field in version.get("selectableFields", []):
+        node = _at(_schema(kind), field["jsonPath"].removeprefix("."))
+        assert node["type"] in {"string", "integer", "boolean"}, field
 
 
 # --------------------------------------------------------------------------- structural

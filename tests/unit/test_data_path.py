@@ -163,3 +163,25 @@ def test_admission_says_where_the_outputs_go_and_progress_reaches_status() -> No
             await asyncio.wait_for(runtime.stop(), 10)
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_a_silent_simulation_is_read_ever_less_often() -> None:
+    kube = FakeKube()
+    kube.add_pod(
+        "lab",
+        {
+            "metadata": {"name": "sj-quiet-x", "labels": {c.POD_LABEL_CONTROLLER_UID: "job-2"}},
+            "status": {"phase": "Running"},
+        },
+    )
+    kube.logs[("lab", "sj-quiet-x")] = "no progress lines here\n"
+    now = [0.0]
+    reader = ProgressReader(
+        kube, lambda key, report: None, reads_per_second=100, clock=lambda: now[0]
+    )
+    reader.track(("lab", "quiet"), "lab", "job-2", interval=10)
+    for second in range(0, 700, 10):  # 70 intervals
+        now[0] = float(second)
+        asyncio.run(reader.read_due())
+    # 1 + 2 + 4 + 8 + 16 + 32 + 32 ... intervals apart: far fewer than 70 reads.
+    assert kube.calls["read_pod_log"] <= 8

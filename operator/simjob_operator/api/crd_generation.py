@@ -80,6 +80,8 @@ AGE_COLUMN: Final = _column("Age", "date", ".metadata.creationTimestamp", "Time 
 
 SIMJOB_COLUMNS: Final = (
     _column("Phase", "string", ".status.phase", "Where the SimJob is in its life."),
+    _column("Reason", "string", ".status.reason", "Why it is in its phase (why it waits)."),
+    _column("Progress", "number", ".status.progress.percent", "Percent done, as reported."),
     _column("Tier", "string", ".spec.tier", "The SimTier."),
     _column("Backend", "string", ".spec.backend", "kubernetes or slurm."),
     # Effective owner, written by the operator: spec.owner or else the namespace.

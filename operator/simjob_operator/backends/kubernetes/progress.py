@@ -7,7 +7,8 @@ the log's tail (``TAIL_LINES``, at most ``TAIL_BYTES``), finds the newest progre
 (``core.progress``) and, only when it changed, hands it to ``notify``: the reconciler
 writes status, never this task. All reads together are rate-limited by one token bucket
 (``reads_per_second``), so N running SimJobs cost at most that many API requests per
-second however large N is (and N / interval when that is less). ``untrack`` (finished,
+second however large N is (and N / interval when that is less); a log that never had a
+progress line is read ever less often (up to 32 intervals apart). ``untrack`` (finished,
 deleted) stops the reads. Neighbours: ``backends.kubernetes.backend``,
 ``kube.seam.KubeApi.read_pod_log``, ``controller.runtime`` (starts it).
 """
@@ -29,6 +30,7 @@ from simjob_operator.kube.seam import KubeApi, KubeError
 logger = logging.getLogger("simjob_operator.progress")
 TAIL_LINES = 40
 TAIL_BYTES = 16 * 1024
+SILENT_BACKOFF_STEPS = 5
 
 
 @dataclasses.dataclass
@@ -39,6 +41,7 @@ class _Tracked:
     due: float
     pod: str | None = None
     last: ProgressReport | None = None
+    silent: int = 0  # reads in a row that found no progress line
 
 
 class ProgressReader:
@@ -90,13 +93,19 @@ class ProgressReader:
         for key, entry in list(self._tracked.items()):
             if entry.due > now or self._tracked.get(key) is not entry:
                 continue
-            entry.due = now + entry.interval
+            # A simulation that never printed a progress line is read less and less often
+            # (up to 32 intervals apart): most of the cost of progress is reading logs.
+            entry.due = now + entry.interval * 2 ** min(entry.silent, SILENT_BACKOFF_STEPS)
             await self._bucket.acquire()
             try:
                 report = await self._read(entry)
             except KubeError as exc:
                 logger.debug("reading the log of %s/%s failed: %s", key[0], key[1], exc)
                 continue
+            if report is None and entry.last is None:
+                entry.silent += 1
+                continue
+            entry.silent = 0
             if report is not None and report != entry.last:
                 entry.last = report
                 self._notify(key, report)

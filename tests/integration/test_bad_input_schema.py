@@ -55,6 +55,27 @@ def namespace(api: client.CustomObjectsApi) -> Iterator[str]:
     core.delete_namespace(name)
 
 
+def _update(
+    api: client.CustomObjectsApi, namespace: str, plural: str, final: dict[str, Any]
+) -> None:
+    """Dry-run the update on the newest version: an operator may write the SimJob's
+    status (or kopf its finalizer) between our read and our write (409: read again)."""
+    name = final["metadata"]["name"]
+    for attempt in range(5):
+        current = api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        body: dict[str, Any] = json.loads(json.dumps(final))
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        try:
+            api.replace_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, body,
+                dry_run="All", field_validation="Strict",
+            )  # fmt: skip
+            return
+        except ApiException as exc:
+            if exc.status != 409 or attempt == 4 or "modified" not in (exc.body or ""):
+                raise
+
+
 def _submit(api: client.CustomObjectsApi, namespace: str, case: GenCase) -> str | None:
     """None when the outcome is as expected, else what went wrong."""
     *originals, final = case.documents
@@ -66,14 +87,7 @@ def _submit(api: client.CustomObjectsApi, namespace: str, case: GenCase) -> str 
                                             field_validation="Strict")  # fmt: skip
     try:
         if originals:
-            name = final["metadata"]["name"]
-            current = api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
-            body: dict[str, Any] = json.loads(json.dumps(final))
-            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            api.replace_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, body,
-                dry_run="All", field_validation="Strict",
-            )  # fmt: skip
+            _update(api, namespace, plural, final)
         elif namespaced:
             api.create_namespaced_custom_object(
                 GROUP, VERSION, namespace, plural, final, dry_run="All", field_validation="Strict"

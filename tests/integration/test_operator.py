@@ -74,6 +74,7 @@ def test_succeeded(kube: Kube, namespace: str) -> None:
         "gpu": 0,
         "maxRuntimeSeconds": 600,
         "maxPendingSeconds": 600,  # the default
+        "progressIntervalSeconds": 10,  # the default
         "nodeSelector": {},
         "tolerations": [],
     }

@@ -607,13 +607,6 @@ def test_inputs_and_workspace_outputs_on_the_real_node(
     assert out.stat().st_gid == RUN_AS_UID
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="operator bug: kube/rest.py log_request sends 'Accept: text/plain'; the API "
-    "server answers 406 'only the following media types are accepted: application/json, "
-    "application/yaml, application/vnd.kubernetes.protobuf', ProgressReader logs it at "
-    "DEBUG and status.progress is never written",
-)
 def test_progress_rises_in_status_on_the_real_node(
     kube: Kube, namespace: str, tiers: Tiers, workspace: Workspace
 ) -> None:

@@ -45,7 +45,7 @@ def log_request(
         method="GET",
         resource_path=path,
         query_params=query,
-        header_params={"Accept": "text/plain"},
+        header_params={"Accept": "*/*"},  # the log endpoint refuses text/plain (406)
         auth_settings=["BearerToken"],
     )
     response = api_client.call_api(*request, _request_timeout=timeout)

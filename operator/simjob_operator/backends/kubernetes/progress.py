@@ -25,7 +25,7 @@ from simjob_operator.api import names as c
 from simjob_operator.core.progress import ProgressReport, last_progress
 from simjob_operator.core.view import Key
 from simjob_operator.kube.ratelimit import TokenBucket
-from simjob_operator.kube.seam import KubeApi, KubeError
+from simjob_operator.kube.seam import KubeApi, KubeError, Refused
 
 logger = logging.getLogger("simjob_operator.progress")
 TAIL_LINES = 40
@@ -42,6 +42,7 @@ class _Tracked:
     pod: str | None = None
     last: ProgressReport | None = None
     silent: int = 0  # reads in a row that found no progress line
+    warned: bool = False  # a permanent refusal was logged once
 
 
 class ProgressReader:
@@ -99,7 +100,12 @@ class ProgressReader:
             await self._bucket.acquire()
             try:
                 report = await self._read(entry)
-            except KubeError as exc:
+            except Refused as exc:  # will not heal by itself: say it once, loudly
+                if not entry.warned:
+                    entry.warned = True
+                    logger.warning("reading the log of %s/%s is refused: %s", *key, exc.message)
+                continue
+            except KubeError as exc:  # temporary: the next round tries again
                 logger.debug("reading the log of %s/%s failed: %s", key[0], key[1], exc)
                 continue
             if report is None and entry.last is None:

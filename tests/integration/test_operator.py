@@ -118,7 +118,9 @@ def test_succeeded(kube: Kube, namespace: str) -> None:
     }
     owner = job["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("SimJob", uid, True)
-    assert job["spec"]["activeDeadlineSeconds"] == 600
+    # A backstop: the runtime (600) + the default maxPendingSeconds (600); the operator
+    # times the run itself from its start.
+    assert job["spec"]["activeDeadlineSeconds"] == 1200
     assert job["spec"]["backoffLimit"] == 0
     pods = pods_of(kube, namespace, uid)
     assert len(pods) == 1

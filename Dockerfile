@@ -24,8 +24,9 @@ RUN groupadd --gid 65532 simjob \
  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin simjob
 COPY --from=build /dist/*.whl /tmp/
-# The ssh extra (asyncssh): SlurmClusters in ssh mode, the mode that works from a pod.
-RUN python -m pip install "$(ls /tmp/*.whl)[ssh]" && rm -f /tmp/*.whl \
+# The operator extra (kopf; the bare wheel is only the SDK and the `simjob` CLI) and the
+# ssh extra (asyncssh): SlurmClusters in ssh mode, the mode that works from a pod.
+RUN python -m pip install "$(ls /tmp/*.whl)[operator,ssh]" && rm -f /tmp/*.whl \
  && python -c "import simjob_operator.main, slurm_bridge" && simjob-operator --help >/dev/null
 USER 65532:65532
 EXPOSE 8080

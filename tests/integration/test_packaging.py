@@ -1,8 +1,10 @@
 """The Python package as it ships: ``python -m build`` makes a wheel and an sdist
-(the wheel built from the sdist, so the sdist is complete), and the wheel installed
-into a fresh virtualenv (dependencies from the package index, no source tree on
-the path) gives a ``simjob-operator`` entry point that starts the operator against
-the real control plane and answers on kopf's health endpoint.
+(the wheel built from the sdist, so the sdist is complete). The wheel installed into
+a fresh virtualenv (dependencies from the package index, no source tree on the path)
+gives the SDK and a working ``simjob`` (and ``kubectl-simjob``) command without kopf;
+with the ``operator`` extra (``simjob[operator]``, what the image installs) its
+``simjob-operator`` entry point starts the operator against the real control plane
+and answers on kopf's health endpoint.
 
 The started operator serves one fresh, empty namespace (``-n``): it has nothing to
 act on, so it cannot disturb the session's operator. ~30 s, mostly pip.
@@ -71,13 +73,16 @@ def test_wheel_and_sdist_install_into_a_clean_venv_and_start(
         names = zipped.namelist()
         entry_points = zipped.read(f"simjob-{version}.dist-info/entry_points.txt").decode()
     assert "simjob_operator/main.py" in names
-    assert "simjob_operator/backends/kubernetes_backend.py" in names
+    assert "simjob_operator/backends/kubernetes/backend.py" in names
     assert "slurm_bridge/__init__.py" in names
     # only the two packages: no tests, and no top-level `operator` shadowing the stdlib
+    assert "simjob_sdk/client.py" in names
     assert {n.split("/")[0] for n in names} == {
-        "simjob_operator", "slurm_bridge", f"simjob-{version}.dist-info"
+        "simjob_operator", "slurm_bridge", "simjob_sdk", f"simjob-{version}.dist-info"
     }  # fmt: skip
     assert "simjob-operator = simjob_operator.main:cli" in entry_points
+    assert "simjob = simjob_sdk.cli:main" in entry_points
+    assert "kubectl-simjob = simjob_sdk.cli:main" in entry_points
     with tarfile.open(sdist) as tarred:
         members = {m.name.split("/", 1)[1] for m in tarred.getmembers() if "/" in m.name}
     assert {"pyproject.toml", "README.md", "operator/simjob_operator/main.py",
@@ -88,6 +93,33 @@ def test_wheel_and_sdist_install_into_a_clean_venv_and_start(
     run(sys.executable, "-m", "venv", str(venv), cwd=tmp_path, timeout=120)
     run(str(venv / "bin" / "pip"), "install", "--quiet", str(wheel), cwd=tmp_path, timeout=900)
     install_seconds = time.monotonic() - started
+
+    # The bare wheel: the SDK and the CLI, no kopf.
+    python = str(venv / "bin" / "python")
+    run(python, "-c",
+        "import importlib.util, sys, simjob_sdk, simjob_sdk.cli\n"
+        "assert importlib.util.find_spec('kopf') is None, 'kopf is installed'\n"
+        "assert 'kopf' not in sys.modules\n"
+        f"assert simjob_sdk.__file__.startswith({str(venv)!r}), simjob_sdk.__file__\n",
+        cwd=tmp_path, timeout=60)  # fmt: skip
+    for script in ("simjob", "kubectl-simjob"):
+        helped = run(str(venv / "bin" / script), "--help", cwd=tmp_path, timeout=60)
+        assert "submit" in helped.stdout
+        assert "watch" in helped.stdout
+    sdk_namespace = f"pkg-sdk-{uuid.uuid4().hex[:6]}"
+    kube.run("create", "namespace", sdk_namespace)
+    try:
+        listed = run(
+            str(venv / "bin" / "simjob"), "--kubeconfig", str(kubeconfig),
+            "-n", sdk_namespace, "list", "-o", "json", cwd=tmp_path, timeout=60,
+        )  # fmt: skip
+        assert '"items": []' in listed.stdout
+    finally:
+        kube.run("delete", "namespace", sdk_namespace, "--wait=false", check=False)
+
+    # simjob[operator]: the operator (what the Dockerfile and hack/images install).
+    run(str(venv / "bin" / "pip"), "install", "--quiet", f"{wheel}[operator]",
+        cwd=tmp_path, timeout=900)  # fmt: skip
 
     entry = venv / "bin" / "simjob-operator"
     helped = run(str(entry), "--help", cwd=tmp_path, timeout=60)

@@ -26,7 +26,7 @@ export PATH := $(CLUSTER)/bin:$(VENV)/bin:$(PATH)
 
 .PHONY: help run test deps venv lint typecheck crds crds-check unit integration slurm-tests \
         cluster cluster-build cluster-down slurm slurm-down bench bench-full clean \
-        helm-build chart-lint chart-test image images node-build dist
+        helm-build chart-lint chart-test image images node-build dist chaos
 
 help:
 	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
@@ -119,6 +119,12 @@ unit: venv
 # use helm from hack/helm/build.sh (built here, a cache hit for the tests).
 test: deps venv lint typecheck crds-check cluster-build helm-build
 	@$(PY) -m pytest tests
+
+# The fault suite at full size (tests/chaos/, docs/reliability.md): 300 mixed SimJobs under
+# 10 operator kill -9s, API server stop/start and SIGSTOP, etcd, slurmctld and sshd outages;
+# ends with a summary table. `make test` runs the same suite at CI size.
+chaos: deps venv cluster-build
+	@SIMJOB_CHAOS_SIZE=full $(PY) -m pytest tests/chaos -m chaos
 
 run: deps venv
 	@if [ -z "$${KUBECONFIG:-}" ]; then \

@@ -36,10 +36,10 @@ deps:
 	@hack/deps.sh
 
 $(STAMP): pyproject.toml
-	@echo "[venv] creating $(VENV) and installing simjob[dev] (first time ~1 min)…"
+	@echo "[venv] creating $(VENV) and installing simjob[operator,dev] (first time ~1 min)…"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -e '.[dev]'
+	@$(PY) -m pip install --quiet -e '.[operator,dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
@@ -130,6 +130,10 @@ run: deps venv
 	@if [ -z "$${KUBECONFIG:-}" ]; then \
 	  echo "[run] no \$$KUBECONFIG: starting the embedded local control plane and Slurm"; \
 	  hack/cluster/up.sh; hack/slurm/up.sh; \
+	  if [ "$${SIMJOB_REAL_NODE:-1}" != 0 ]; then \
+	    echo "[run] the images of the real node (built here and cached; the first time takes minutes)"; \
+	    hack/images/build.sh --import pause busybox simulation; \
+	  fi; \
 	  . ./.slurm/env; \
 	  export KUBECONFIG=$(CLUSTER)/kubeconfig; \
 	  echo "[run] the cluster and Slurm keep running after the operator stops: make cluster-down slurm-down"; \

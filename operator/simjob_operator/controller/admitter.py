@@ -51,7 +51,7 @@ from simjob_operator.core.slots import SlotKey, decide
 from simjob_operator.core.statuses import build_status
 from simjob_operator.core.validation import Effective, resolve
 from simjob_operator.core.view import SimJobRecord
-from simjob_operator.kube.seam import Conflict, Gone, KubeApi
+from simjob_operator.kube.seam import Conflict, Gone, KubeApi, Unavailable
 
 logger = logging.getLogger("simjob_operator.controller.admitter")
 
@@ -135,6 +135,11 @@ class Admitter:
             self._passing = True
             try:
                 await self.run_pass()
+            except Unavailable as exc:  # the API server is away: one line, no traceback
+                logger.warning("admission pass: %s; retrying in %.0f s", exc, self._resync)
+                self._cache.mark_dirty()
+                await asyncio.sleep(self._resync)
+                self.trigger()
             except Exception:
                 logger.exception("admission pass failed; retrying in %.0f s", self._resync)
                 self._cache.mark_dirty()
@@ -212,6 +217,10 @@ class Admitter:
                 await self._refresh(by_uid[uid])  # decided on a stale body: read it again
             elif isinstance(result, Gone):
                 continue  # deleted meanwhile; its DELETED event frees the key
+            elif isinstance(result, Unavailable):
+                simjob_logger(by_uid[uid]).warning("admission write failed: %s", result)
+                self._cache.mark_dirty([slot])
+                self.trigger()
             elif isinstance(result, BaseException):
                 simjob_logger(by_uid[uid]).error("admission write failed", exc_info=result)
                 self._cache.mark_dirty([slot])

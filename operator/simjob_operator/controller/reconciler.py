@@ -42,7 +42,7 @@ from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.submitter import legacy_grant, record_reference
 from simjob_operator.controller.tiers import TierCache
 from simjob_operator.controller.workqueue import AlreadyLogged, Key
-from simjob_operator.core.logs import ObjectLogger, simjob_logger
+from simjob_operator.core.logs import ObjectLogger, key_logger, simjob_logger
 from simjob_operator.core.pacing import pending_seconds, progress_wanted, recheck_after
 from simjob_operator.core.phases import (
     Action,
@@ -106,7 +106,7 @@ class Reconciler:
         if body is not None:
             record = SimJobRecord.from_body(body)
         else:
-            fetched = await self._read(key, None)
+            fetched = await self._read(key, key_logger(*key))
             if fetched is None:
                 return None  # deleted meanwhile
             record = fetched

@@ -141,13 +141,18 @@ class ClusterPoller:
             if item == _POLL:
                 try:
                     await self._round()
+                except KubeError as exc:  # the API server is away: one line, no traceback
+                    logger.warning("[SlurmCluster %s] poll failed: %s", self.name, exc.message)
+                    self._fail_waiters(None, SlurmUnavailable(f"poll failed: {exc.message}"))
                 except Exception as exc:
                     logger.exception("[SlurmCluster %s] poll failed", self.name)
                     self._fail_waiters(None, SlurmUnavailable(f"poll failed: {exc}"))
                 next_poll = loop.time() + self.interval
             try:
                 await self._write_status()
-            except Exception:  # e.g. the API server unreachable: the poller must live on
+            except KubeError as exc:  # e.g. the API server unreachable: one line
+                logger.warning("[SlurmCluster %s] status write failed: %s", self.name, exc.message)
+            except Exception:  # the poller must live on
                 logger.exception("[SlurmCluster %s] status write failed", self.name)
 
     async def _round(self) -> None:

@@ -110,7 +110,10 @@ class Pollers:
         """After a start: poll the jobs of every unfinished SimJob at once."""
         try:
             bodies = await self._kube.list_simjobs()
-        except Exception:  # the reconciles track their jobs anyway, one poll at a time
+        except KubeError as exc:  # the reconciles track their jobs anyway, one at a time
+            logger.warning("listing SimJobs to track their Slurm jobs failed: %s", exc.message)
+            return
+        except Exception:
             logger.exception("listing SimJobs to track their Slurm jobs failed")
             return
         for body in bodies:

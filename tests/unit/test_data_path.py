@@ -97,19 +97,22 @@ def test_progress_is_read_only_when_due_and_reported_only_on_change() -> None:
     )
     reader.track(("lab", "run"), "lab", "job-1", interval=10)
     kube.logs[("lab", "sj-run-x")] = 'hello\nSIMJOB_PROGRESS {"percent": 10, "message": "a"}\n'
+    asyncio.run(reader.read_due())  # the first read waits one interval: short runs cost none
+    assert (kube.calls["read_pod_log"], seen) == (0, [])
+    now[0] = 10.0
     asyncio.run(reader.read_due())
     assert seen == [ProgressReport(10.0, "a")]
     asyncio.run(reader.read_due())  # not due yet: no read
     assert kube.calls["read_pod_log"] == 1
-    now[0] = 10.0
+    now[0] = 20.0
     asyncio.run(reader.read_due())  # due, unchanged: read, nothing reported
     assert (kube.calls["read_pod_log"], len(seen)) == (2, 1)
     kube.logs[("lab", "sj-run-x")] += 'SIMJOB_PROGRESS {"percent": 55.5, "message": "b"}\n'
-    now[0] = 20.0
+    now[0] = 30.0
     asyncio.run(reader.read_due())
     assert seen[-1] == ProgressReport(55.5, "b")
     reader.untrack(("lab", "run"))
-    now[0] = 30.0
+    now[0] = 40.0
     asyncio.run(reader.read_due())
     assert kube.calls["read_pod_log"] == 3
 

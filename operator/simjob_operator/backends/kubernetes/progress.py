@@ -67,7 +67,9 @@ class ProgressReader:
     def track(self, key: Key, namespace: str, job_uid: str, interval: float) -> None:
         entry = self._tracked.get(key)
         if entry is None or entry.job_uid != job_uid:
-            self._tracked[key] = _Tracked(namespace, job_uid, interval, due=self._clock())
+            # The first read comes one interval after the start: a short run costs none.
+            due = self._clock() + interval
+            self._tracked[key] = _Tracked(namespace, job_uid, interval, due=due)
         else:
             entry.interval = interval
 

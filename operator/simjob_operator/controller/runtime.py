@@ -101,6 +101,13 @@ class Runtime:
         self.queue.add(record.key, Sighting(simjob=record.body, backend=nothing))
 
     async def _process(self, key: Key, sighting: Sighting | None) -> float | None:
+        if sighting is None or sighting.simjob is None:
+            # A retry or a hint without the SimJob: start from the cached body (its
+            # writes carry its resourceVersion, so a stale one costs a 409, never a
+            # wrong write) instead of a GET, and log with the SimJob's full identity.
+            cached = self.cache.body(key)
+            if cached is not None:
+                sighting = (sighting or Sighting()).merge(Sighting(simjob=cached))
         again = await self.reconciler.process(key, sighting)
         self._reconciled[key] = asyncio.get_running_loop().time()
         return again

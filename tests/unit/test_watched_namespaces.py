@@ -93,3 +93,17 @@ def test_connect_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Kube.connect().namespaces == ("lab", "b-2")
     monkeypatch.delenv(c.ENV_WATCH_NAMESPACES)
     assert Kube.connect().namespaces == ()
+
+
+def test_kopf_request_retries_never_run_out() -> None:
+    """A long API server outage must not make kopf give up (it stops the operator then)."""
+    import itertools
+
+    from simjob_operator.controller.handlers import EndlessBackoffs
+
+    backoffs = EndlessBackoffs()
+    first = list(itertools.islice(backoffs, 20))
+    again = list(itertools.islice(backoffs, 20))  # every request iterates anew
+    assert first == again
+    assert first[:8] == [1.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0]
+    assert set(first[8:]) == {30.0}

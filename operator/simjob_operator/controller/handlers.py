@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -58,6 +59,20 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
+class EndlessBackoffs:
+    """kopf's request retries, never exhausted: its default (1+1+2+...+21 s, ~54 s in
+    all) runs out during a longer API server outage, and kopf then stops the operator.
+    Iterable again for every request (not a one-shot generator)."""
+
+    FIRST = (1.0, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0)
+    THEN = 30.0
+
+    def __iter__(self) -> Iterator[float]:
+        yield from self.FIRST
+        while True:
+            yield self.THEN
+
+
 def configure(settings: kopf.OperatorSettings) -> None:
     """Operator settings (also used by tests)."""
     settings.persistence.finalizer = c.FINALIZER
@@ -68,6 +83,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
     # A watch that silently stalls is re-established (the anchors' kopf caveat).
     settings.watching.server_timeout = SETTINGS.timings.watch_server_timeout
     settings.watching.client_timeout = SETTINGS.timings.watch_client_timeout
+    # An API server outage of any length is waited out, never a reason to exit.
+    settings.networking.error_backoffs = EndlessBackoffs()
     # Watch only our Jobs: the API server filters, so other Jobs cost nothing.
     settings.watching.label_selectors[JOBS] = c.LABEL_UID
     # kopf posts Events only for warnings and errors; phase Events are ours.

@@ -28,7 +28,7 @@ T = TypeVar("T")
 Process = Callable[[Key, T | None], Awaitable[float | None]]
 
 BACKOFF_BASE = 0.5
-BACKOFF_MAX = 60.0
+BACKOFF_MAX = 15.0  # after an outage, every SimJob is looked at again within this
 
 
 class AlreadyLogged(Exception):

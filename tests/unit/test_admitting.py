@@ -53,6 +53,9 @@ def admitter(kube: FakeKube, admitted: list[str]) -> Admitter:
     per fake: seeded by one LIST, then fed by ``watch``, as kopf's events would)."""
     backends: dict[str, Backend] = {c.BACKEND_KUBERNETES: KubernetesBackend(kube)}
     cache = CACHES.setdefault(id(kube), SimJobCache())
+    if getattr(kube, "_admission_cache", None) is not cache:  # an id reused after GC
+        cache = CACHES[id(kube)] = SimJobCache()
+        kube._admission_cache = cache  # type: ignore[attr-defined]
     return Admitter(
         kube=kube,
         cache=cache,

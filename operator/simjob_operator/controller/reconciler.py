@@ -43,7 +43,12 @@ from simjob_operator.controller.submitter import legacy_grant, record_reference
 from simjob_operator.controller.tiers import TierCache
 from simjob_operator.controller.workqueue import AlreadyLogged, Key
 from simjob_operator.core.logs import ObjectLogger, key_logger, simjob_logger
-from simjob_operator.core.pacing import pending_seconds, progress_wanted, recheck_after
+from simjob_operator.core.pacing import (
+    pending_seconds,
+    progress_wanted,
+    recheck_after,
+    tier_grace_left,
+)
 from simjob_operator.core.phases import (
     Action,
     Observation,
@@ -178,16 +183,6 @@ class Reconciler:
             slurm_available=c.BACKEND_SLURM in self._backends,
         )
 
-    def _tier_grace_left(self, record: SimJobRecord, rejection: Rejection) -> float:
-        """A SimJob may be applied just before its SimTier: wait briefly before failing."""
-        if rejection.reason != Reason.UNKNOWN_TIER:
-            return 0.0
-        created = parse_time(record.creation_timestamp)
-        if created is None:
-            return 0.0
-        age = (self._now() - created).total_seconds()
-        return max(0.0, self._timings.unknown_tier_grace - age)
-
     async def _reconcile(
         self,
         record: SimJobRecord,
@@ -204,7 +199,9 @@ class Reconciler:
         if not record.admitted:
             resolution = await self._resolve(record)
             if isinstance(resolution, Rejection) and not record.cancel:
-                wait = self._tier_grace_left(record, resolution)
+                wait = tier_grace_left(
+                    record, resolution, self._now(), self._timings.unknown_tier_grace
+                )
                 if wait > 0:
                     log.info(
                         "SimTier %r not found yet; checking again in %.1f s", record.tier_name, wait

@@ -12,8 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from simjob_operator.api import names as c
+from simjob_operator.api.reasons import Reason
 from simjob_operator.api.simjob import Grant
-from simjob_operator.core.observations import Observation, ObservedState
+from simjob_operator.core.observations import Observation, ObservedState, Rejection
 from simjob_operator.core.progress import ProgressReport
 from simjob_operator.core.times import parse_time
 from simjob_operator.core.view import SimJobRecord
@@ -61,3 +62,16 @@ def progress_wanted(
     if interval and written is not None and (now - written).total_seconds() < interval:
         return None
     return report
+
+
+def tier_grace_left(
+    record: SimJobRecord, rejection: Rejection, now: datetime, grace: float
+) -> float:
+    """A SimJob may be applied just before its SimTier: seconds left to wait before it is
+    failed for an unknown tier (0 for any other rejection)."""
+    if rejection.reason != Reason.UNKNOWN_TIER:
+        return 0.0
+    created = parse_time(record.creation_timestamp)
+    if created is None:
+        return 0.0
+    return max(0.0, grace - (now - created).total_seconds())

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import binascii
 import os
-import secrets
 import socket
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from kubernetes.config.config_exception import ConfigException
 from simjob_operator.api import names as c
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Limits
+from simjob_operator.kube.events import event_body
 from simjob_operator.kube.ratelimit import TokenBucket
 from simjob_operator.kube.rest import core_request, log_request
 from simjob_operator.kube.seam import (
@@ -58,10 +58,6 @@ def load_configuration(limits: Limits = SETTINGS.limits) -> Configuration:
         )
     configuration.connection_pool_maxsize = limits.api_pool_size
     return configuration
-
-
-def _micro_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Kube:
@@ -375,30 +371,16 @@ class Kube:
         self, regarding: Body, *, type_: str, reason: str, message: str, action: str
     ) -> None:
         """An events.k8s.io/v1 Event about ``regarding`` (shown by kubectl describe)."""
-        meta = regarding.get("metadata") or {}
-        namespace = meta.get("namespace") or "default"
-        event = {
-            "apiVersion": "events.k8s.io/v1",
-            "kind": "Event",
-            "metadata": {
-                "name": f"{str(meta.get('name', 'simjob'))[:200]}.{secrets.token_hex(8)}",
-                "namespace": namespace,
-            },
-            "eventTime": _micro_time(datetime.now(UTC)),
-            "reportingController": c.EVENT_REPORTING_CONTROLLER,
-            "reportingInstance": self.instance[:128],
-            "action": action,
-            "reason": reason,
-            "note": message[:1024],
-            "type": type_,
-            "regarding": {
-                "apiVersion": regarding.get("apiVersion", c.API_VERSION),
-                "kind": regarding.get("kind", c.SIMJOB_KIND),
-                "name": meta.get("name"),
-                "namespace": namespace,
-                "uid": meta.get("uid"),
-            },
-        }
+        event = event_body(
+            regarding,
+            type_=type_,
+            reason=reason,
+            message=message,
+            action=action,
+            instance=self.instance,
+            now=datetime.now(UTC),
+        )
+        namespace = event["metadata"]["namespace"]
         await self.call(
             f"CREATE Event in {namespace}",
             self.custom.create_namespaced_custom_object,

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CLUSTER_DIR = REPO / ".cluster"
+# hack/cluster/up.sh keeps its state here (SIMJOB_CLUSTER_DIR chooses another, isolated one).
+CLUSTER_DIR = Path(os.environ.get("SIMJOB_CLUSTER_DIR") or REPO / ".cluster")
 KUBECONFIG = CLUSTER_DIR / "kubeconfig"
 
 

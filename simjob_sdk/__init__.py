@@ -12,7 +12,7 @@ The models are the operator's own (``simjob_operator.api``, which imports only
 pydantic); the operator's other layers are never imported. Modules: ``client``
 (``SimJobClient``), ``aio`` (``AsyncSimJobClient``), ``errors`` (the exception tree),
 ``objects`` (what calls return), ``watching``, ``queueing``, ``logs``, ``slurm`` and
-``runkeys`` (seams), ``cli`` (the ``simjob`` command). See docs/sdk.md.
+``runkeys`` (run keys on a spec, a rerun's spec), ``cli`` (the ``simjob`` command). See docs/sdk.md.
 """
 
 from simjob_operator.api.simjob import (
@@ -33,7 +33,6 @@ from simjob_sdk.errors import (
     TimedOut,
 )
 from simjob_sdk.objects import Outputs, Progress, SimJobObject, WatchEvent
-from simjob_sdk.runkeys import Unsupported
 from simjob_sdk.slurm import SlurmAccess
 
 __all__ = [
@@ -54,6 +53,5 @@ __all__ = [
     "SimJobStatus",
     "SlurmAccess",
     "TimedOut",
-    "Unsupported",
     "WatchEvent",
 ]

@@ -134,8 +134,8 @@ class SimJobClient:
         """Create the SimJob ``name``, or return it if it already exists with the same
         spec (a retry after a lost answer); ``Conflict`` if it exists with another spec.
         Connection failures are retried (``retries``): still one SimJob.
-        ``run_key``/``input_hash``/``reuse`` need API models that have them
-        (``runkeys.Unsupported`` until then)."""
+        ``run_key``/``input_hash``/``reuse`` set ``spec.runKey``/``inputHash``/``reuse``
+        (docs/api.md, run keys)."""
         ns = self._ns(namespace)
         model = spec if isinstance(spec, SimJobSpec) else SimJobSpec.model_validate(dict(spec))
         model = runkeys.with_run_fields(model, run_key=run_key, input_hash=input_hash, reuse=reuse)

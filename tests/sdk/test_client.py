@@ -26,7 +26,6 @@ from simjob_sdk import (
     SimJobClient,
     SimJobObject,
     TimedOut,
-    Unsupported,
 )
 from simjob_sdk.connection import connect
 from tests.integration.conftest import Kube, wait_for
@@ -86,15 +85,6 @@ def test_rejected_carries_the_api_servers_message(client: SimJobClient) -> None:
     assert caught.value.status == 422
     with pytest.raises(Rejected):
         client.submit(spec(), name="Not_A_Name")
-
-
-def test_run_key_fields_are_a_seam_until_the_models_have_them(client: SimJobClient) -> None:
-    from simjob_operator.api.simjob import SimJobSpec
-
-    if "run_key" in SimJobSpec.model_fields:
-        pytest.skip("the models have run keys: the run-key tests cover them")
-    with pytest.raises(Unsupported, match="runKey"):
-        client.submit(spec(), name="keyed", run_key="sim-1")
 
 
 class LosesFirstAnswer:
@@ -208,10 +198,6 @@ def test_logs_need_a_pod_and_outputs_on_kubernetes(client: SimJobClient) -> None
 
 
 def test_run_key_fields_pass_through_and_rerun_never_reuses(client: SimJobClient) -> None:
-    from simjob_operator.api.simjob import SimJobSpec
-
-    if "run_key" not in SimJobSpec.model_fields:
-        pytest.skip("the models have no run keys yet")
     job = client.submit(
         spec(command=["true"]), name="keyed", run_key="sim-1", input_hash="h1",
         reuse="IfSucceeded",

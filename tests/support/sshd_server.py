@@ -141,7 +141,12 @@ def terminate(pids: list[int], timeout: float = 10.0) -> None:
 class SshdServer:
     """One sshd for the given users; ``start``/``stop`` (by PID) may be repeated."""
 
-    def __init__(self, user_names: list[str], slurm_conf: str) -> None:
+    def __init__(
+        self, user_names: list[str], slurm_conf: str, *, slow_commands_s: float = 0.0
+    ) -> None:
+        """``slow_commands_s`` > 0 puts wrappers first on the sessions' PATH that sleep that
+        long before running the real squeue/sacct/scontrol: a fault test that kills sshd
+        "while a Slurm command runs" then finds one running at every poll."""
         ensure_openssh_server()
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # privilege separation dir
         self.dir = Path(tempfile.mkdtemp(prefix="simjob-sshd-"))
@@ -164,6 +169,16 @@ class SshdServer:
             entry = pwd.getpwnam(name)
             os.chown(work, entry.pw_uid, entry.pw_gid)
             self.users[name] = SshUser(name, private, public, work, created)
+        set_env = f"SetEnv SLURM_CONF={slurm_conf}"  # one line: sshd takes the first SetEnv
+        if slow_commands_s > 0:
+            slow = self.dir / "slow-bin"
+            slow.mkdir(mode=0o755)
+            for command in ("squeue", "sacct", "scontrol"):
+                real = shutil.which(command) or f"/usr/bin/{command}"
+                wrapper = slow / command
+                wrapper.write_text(f'#!/bin/sh\nsleep {slow_commands_s}\nexec {real} "$@"\n')
+                wrapper.chmod(0o755)
+            set_env += f" PATH={slow}:/usr/local/bin:/usr/bin:/bin"
         self.config = self.dir / "sshd_config"
         self.config.write_text(
             "\n".join(
@@ -181,7 +196,7 @@ class SshdServer:
                     "UsePAM no",
                     "StrictModes no",
                     f"AllowUsers {' '.join(user_names)}",
-                    f"SetEnv SLURM_CONF={slurm_conf}",
+                    set_env,
                     "PrintMotd no",
                     "PrintLastLog no",
                     "X11Forwarding no",
@@ -268,13 +283,15 @@ def remove_user(name: str, timeout: float = 30.0) -> None:
 
 
 @contextmanager
-def serving(user_names: list[str], slurm_env: Mapping[str, str]) -> Iterator[SshdServer]:
+def serving(
+    user_names: list[str], slurm_env: Mapping[str, str], *, slow_commands_s: float = 0.0
+) -> Iterator[SshdServer]:
     """An sshd for ``user_names`` on the local Slurm of ``slurm_env`` (a test is skipped
     unless we are root: it creates Unix users). Afterwards the users' leftover jobs are
     cancelled (userdel refuses users with processes), then sshd and the users go."""
     if os.geteuid() != 0:
         pytest.skip("SSH-mode tests create Unix users and run sshd: they need root")
-    server = SshdServer(user_names, slurm_env["SLURM_CONF"])
+    server = SshdServer(user_names, slurm_env["SLURM_CONF"], slow_commands_s=slow_commands_s)
     server.start()
     try:
         yield server

@@ -43,11 +43,13 @@ WRONG_HOST_CLUSTER = "it-ssh-wrong-host-key"
 FINISH_S = 120.0
 
 
-def secret(name: str, data: dict[str, bytes]) -> dict[str, Any]:
+def secret(
+    name: str, data: dict[str, bytes], labels: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": labels or {}},
         "type": "Opaque",
         "data": {key: base64.b64encode(value).decode() for key, value in data.items()},
     }
@@ -117,6 +119,7 @@ def test_jobs_run_as_the_cluster_user_or_their_own(
                 "username": op2.name.encode(),
                 "workDir": str(op2.work_dir).encode(),
             },
+            {"simjob.io/credentials": "true"},  # per-user Secrets must be marked
         ),
         namespace=namespace,
     )

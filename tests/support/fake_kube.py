@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any
 
 from simjob_operator.api import names as c
-from simjob_operator.kube.seam import AlreadyExists, Body, Conflict, Gone, KubeError
+from simjob_operator.kube.seam import AlreadyExists, Body, Conflict, Gone, KubeError, SecretData
 
 Key = tuple[str, str]
 
@@ -47,6 +47,7 @@ class FakeKube:
         self.pods: dict[Key, Body] = {}
         self.slurmclusters: dict[str, Body] = {}
         self.secrets: dict[Key, dict[str, bytes]] = {}
+        self.secret_labels: dict[Key, dict[str, str]] = {}  # labels of self.secrets
         self.logs: dict[Key, str] = {}  # pod logs, by (namespace, pod name)
         self.calls: Counter[str] = Counter()
         self.log: list[str] = []  # "call argument" for the calls tests follow in order
@@ -244,6 +245,13 @@ class FakeKube:
         self._enter("get_secret_data")
         data = self.secrets.get((namespace, name))
         return dict(data) if data is not None else None
+
+    async def get_secret(self, namespace: str, name: str) -> SecretData | None:
+        self._enter("get_secret")
+        data = self.secrets.get((namespace, name))
+        if data is None:
+            return None
+        return SecretData(dict(data), dict(self.secret_labels.get((namespace, name), {})))
 
     # ------------------------------------------------------------------ Events
 

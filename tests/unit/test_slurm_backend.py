@@ -29,6 +29,7 @@ from simjob_operator.api.simjob import BackendRef, Grant
 from simjob_operator.api.slurmcluster import SlurmClusterSpec
 from simjob_operator.backends.base import BackendUnavailable, Rejected, RetryAfter, Submitted
 from simjob_operator.backends.slurm.backend import SlurmBackend
+from simjob_operator.backends.slurm.credentials import CREDENTIALS_LABEL
 from simjob_operator.backends.slurm.jobs import job_id_of, marker
 from simjob_operator.backends.slurm.reachability import ReportingClient, reachable_condition
 from simjob_operator.backends.slurm.sites import DEFAULT_LOGIN, Login, SiteError, Sites
@@ -564,6 +565,11 @@ def test_ssh_logins_come_from_secrets() -> None:
         "workDir": b"/scratch/alice",
     }
     api.secrets[("bob-ns", "bob")] = {"ssh-privatekey": b"not a key"}
+    for per_user in (("alice-ns", "alice"), ("bob-ns", "bob")):  # marked for SimJob use
+        api.secret_labels[per_user] = {CREDENTIALS_LABEL: "true"}
+    # a good key, but not marked: a SimJob cannot make the operator use it
+    api.secrets[("alice-ns", "db-password")] = dict(api.secrets[("alice-ns", "alice")])
+    api.secret_labels[("alice-ns", "db-password")] = {CREDENTIALS_LABEL: "false"}
     sites = Sites(api)
 
     async def scenario() -> None:
@@ -588,6 +594,10 @@ def test_ssh_logins_come_from_secrets() -> None:
         with pytest.raises(SiteError, match="not a usable private key") as bad:
             await sites.client(site, Login("bob-ns", "bob"))
         assert bad.value.reason == Reason.INVALID_SLURM_CREDENTIALS
+        with pytest.raises(SiteError, match=r"label it simjob\.io/credentials=true") as unmarked:
+            await sites.client(site, Login("alice-ns", "db-password"))
+        assert unmarked.value.reason == Reason.INVALID_SLURM_CREDENTIALS
+        assert "alice-ns/db-password is not marked as SimJob credentials" in unmarked.value.message
         with pytest.raises(SiteError, match="carol-ns/carol not found"):
             await sites.client(site, Login("carol-ns", "carol"))
         api.add_cluster("here")

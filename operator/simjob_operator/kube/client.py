@@ -38,6 +38,7 @@ from simjob_operator.kube.seam import (
     Body,
     Conflict,
     Gone,
+    SecretData,
     Unavailable,
 )
 from simjob_operator.kube.translate import judged
@@ -350,8 +351,12 @@ class Kube:
         return result
 
     async def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
-        """A Secret's data, decoded; None when there is no such Secret. Only the named
-        Secret is read (RBAC ``get``; never ``list`` or ``watch``)."""
+        secret = await self.get_secret(namespace, name)  # the data alone
+        return None if secret is None else secret.data
+
+    async def get_secret(self, namespace: str, name: str) -> SecretData | None:
+        """A Secret's data (decoded) and labels; None when there is no such Secret. Only
+        the named Secret is read (RBAC ``get``; never ``list`` or ``watch``)."""
         path = f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}"
         try:
             secret = await self._core(f"GET Secret {namespace}/{name}", "GET", path, [])
@@ -363,7 +368,8 @@ class Kube:
                 decoded[key] = base64.b64decode(str(value), validate=True)
             except (binascii.Error, ValueError):
                 continue  # the API server only stores valid base64; be defensive
-        return decoded
+        labels = (secret.get("metadata") or {}).get("labels") or {}
+        return SecretData(decoded, {str(k): str(v) for k, v in labels.items()})
 
     # ------------------------------------------------------------------ Events
 

@@ -18,9 +18,18 @@ A 404 on a read is not an error: reads return None.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Protocol
 
 Body = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretData:
+    """A Secret's data (decoded) and labels, as ``KubeApi.get_secret`` reads them."""
+
+    data: dict[str, bytes]
+    labels: dict[str, str]
 
 
 class KubeError(Exception):
@@ -86,6 +95,7 @@ class KubeApi(Protocol):
     async def list_slurmclusters(self) -> list[Body]: ...
     async def patch_slurmcluster_status(self, name: str, status: Body) -> Body | None: ...
     async def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
+    async def get_secret(self, namespace: str, name: str) -> SecretData | None: ...
 
     # Events
     async def post_event(

@@ -3,20 +3,23 @@
 A ``Login`` is a SlurmCluster's own credentials (``DEFAULT_LOGIN``) or a Secret in a
 SimJob's namespace (``spec.slurm.credentialsSecretRef``). ``ssh_target`` reads, for a
 SlurmCluster in ssh mode, the private key and known_hosts from their Secrets (through
-``kube.seam.KubeApi.get_secret_data``: one named Secret, never a list) and builds a
+``kube.seam.KubeApi.get_secret``: one named Secret, never a list) and builds a
 ``slurm_bridge.ssh.SshTarget`` and the work directory. A per-user Secret holds
 ``ssh-privatekey`` and may hold ``username`` and ``workDir`` (defaults: the
-SlurmCluster's ``user`` and ``workDir``). What cannot work whatever we retry (no such
-Secret, no key in it, an unparseable key, a missing optional dependency) raises
-``SiteError`` with a reason for the SimJob. Used by ``sites`` (which caches the
-result); neighbours: ``jobs`` (``login_of``).
+SlurmCluster's ``user`` and ``workDir``), and must carry the label
+``simjob.io/credentials=true`` (``CREDENTIALS_LABEL``): a SimJob can make the operator
+use only a Secret its namespace marked for that, never any other Secret there (RBAC
+cannot filter by label; the chart narrows by name, docs/helm.md). What cannot work
+whatever we retry (no such Secret, no key in it, an unparseable key, a missing optional
+dependency) raises ``SiteError`` with a reason for the SimJob. Used by ``sites`` (which
+caches the result); neighbours: ``jobs`` (``login_of``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from simjob_operator.api import names as c
 from simjob_operator.api.reasons import Reason
@@ -24,6 +27,9 @@ from simjob_operator.api.slurmcluster import SlurmClusterSpec
 from simjob_operator.kube.seam import KubeApi
 from slurm_bridge import InvalidJobSpec
 from slurm_bridge.specs import check_work_dir
+
+# A per-user Secret (spec.slurm.credentialsSecretRef) must carry this label, value "true".
+CREDENTIALS_LABEL: Final = f"{c.GROUP}/credentials"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,13 +56,21 @@ class SiteError(Exception):
         self.message = message
 
 
-async def _secret(kube: KubeApi, namespace: str, name: str, what: str) -> dict[str, bytes]:
-    data = await kube.get_secret_data(namespace, name)
-    if data is None:
+async def _secret(
+    kube: KubeApi, namespace: str, name: str, what: str, *, per_user: bool = False
+) -> dict[str, bytes]:
+    secret = await kube.get_secret(namespace, name)
+    if secret is None:
         raise SiteError(
             Reason.INVALID_SLURM_CREDENTIALS, f"{what}: Secret {namespace}/{name} not found"
         )
-    return data
+    if per_user and secret.labels.get(CREDENTIALS_LABEL) != "true":
+        raise SiteError(
+            Reason.INVALID_SLURM_CREDENTIALS,
+            f"{what}: Secret {namespace}/{name} is not marked as SimJob credentials: "
+            f"label it {CREDENTIALS_LABEL}=true (the operator uses no other Secret)",
+        )
+    return secret.data
 
 
 def _value(data: Mapping[str, bytes], key: str, where: str) -> bytes:
@@ -94,7 +108,9 @@ async def ssh_target(
     )
     if login.secret is not None and login.namespace is not None:
         where = f"{login.namespace}/{login.secret}"
-        data = await _secret(kube, login.namespace, login.secret, "credentialsSecretRef")
+        data = await _secret(
+            kube, login.namespace, login.secret, "credentialsSecretRef", per_user=True
+        )
     elif creds_ref is not None:
         where = f"{creds_ref.namespace}/{creds_ref.name}"
         data = await _secret(kube, creds_ref.namespace, creds_ref.name, "credentialsSecretRef")

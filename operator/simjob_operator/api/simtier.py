@@ -107,6 +107,21 @@ class Toleration(ApiModel):
 class SimTierSpec(ApiModel):
     """Resources, time limit and concurrency that a tier grants to each SimJob."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.outputRetentionSeconds) || !has(self.ttlSecondsAfterFinished)"
+                    " || self.outputRetentionSeconds <= self.ttlSecondsAfterFinished",
+                    "outputRetentionSeconds must not exceed ttlSecondsAfterFinished: a SimJob "
+                    "is the record of its outputs, which cannot outlive it (unset "
+                    "ttlSecondsAfterFinished keeps SimJobs, unset outputRetentionSeconds "
+                    "keeps outputs)",
+                ),
+            ],
+        },
+    )
+
     cpu: str = Field(
         max_length=32,
         pattern=QUANTITY_PATTERN,

@@ -234,7 +234,9 @@ class Admitter:
         run_key = record.spec.run_key if record.spec is not None else None
         if run_key is None or not self._cache.seeded:
             return True
-        decision = decide_run_key(record, self._cache.with_run_key(record.namespace, run_key))
+        decision = decide_run_key(
+            record, self._cache.with_run_key(record.namespace, run_key), now=self._now()
+        )
         if isinstance(decision, Replace):
             for older in decision.older:
                 simjob_logger(older).info(

@@ -13,8 +13,9 @@ backend reference, a rejection that fails the SimJob, a retry after a delay) and
 cancels a job whose SimJob went away while it was submitted. It never remembers
 edges: every call starts from what the API server and the backend say now, so a
 restart, a missed event or a duplicate event changes nothing. ``finalize`` is the
-same loop for a SimJob being deleted (the on.delete handler's). Finished SimJobs
-are deleted after their grant's ttlSecondsAfterFinished.
+same loop for a SimJob being deleted (the on.delete handler's). A finished SimJob
+is ``controller.retention``'s: its outputs are removed after the grant's
+outputRetentionSeconds, the object deleted after its ttlSecondsAfterFinished.
 
 Errors: a temporary one (the API server or a Slurm site unavailable) is logged as
 one line with the SimJob's identity and retried with the work queue's backoff; a
@@ -39,6 +40,7 @@ from simjob_operator.backends.base import (
     Submitted,
 )
 from simjob_operator.controller.recorder import Recorder
+from simjob_operator.controller.retention import Expiry
 from simjob_operator.controller.submitter import legacy_grant, record_reference
 from simjob_operator.controller.tiers import TierCache
 from simjob_operator.controller.workqueue import AlreadyLogged, Key
@@ -60,11 +62,11 @@ from simjob_operator.core.phases import (
     next_phase,
 )
 from simjob_operator.core.progress import ProgressReport
+from simjob_operator.core.retention import OutputRemover
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Settings
 from simjob_operator.core.sightings import Seen, Sighting
 from simjob_operator.core.statuses import build_status
-from simjob_operator.core.times import parse_time
 from simjob_operator.core.validation import Effective, resolve
 from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import Conflict, KubeApi, Refused, Unavailable
@@ -87,6 +89,7 @@ class Reconciler:
         settings: Settings = SETTINGS,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         after_submit: AfterSubmit | None = None,
+        removers: Mapping[str, OutputRemover] | None = None,
     ) -> None:
         self._kube = kube
         self._tiers = tiers
@@ -97,6 +100,9 @@ class Reconciler:
         self._timings = settings.timings
         self._max_conflicts = settings.limits.max_conflicts
         self._now = now
+        self._expiry = Expiry(
+            kube=kube, tiers=tiers, recorder=recorder, removers=removers or {}, now=now
+        )
         # A test seam: runs right after a backend object was submitted, before its
         # reference is recorded (where a crash is worst). Never set in production.
         self.after_submit = after_submit
@@ -193,7 +199,7 @@ class Reconciler:
         if record.deleting:
             return None  # the on.delete handler (finalize) owns it now
         if is_terminal(record.phase):
-            return await self._expire(record, log)
+            return await self._expiry.tend(record, log)
 
         resolution: Effective | Rejection | None = None
         if not record.admitted:
@@ -292,7 +298,7 @@ class Reconciler:
             log.info("stopping %s: %s", backend.backend_id(record), verdict.reason)
             if not gone:
                 log.info("%s is being removed in the background", backend.backend_id(record))
-            return await self._expire(record, log)
+            return await self._expiry.tend(record, log)
         if verdict.action == Action.STOP:
             gone = await backend.cancel(record)
             log.info("stopping %s: %s", backend.backend_id(record), "gone" if gone else "waiting")
@@ -300,7 +306,7 @@ class Reconciler:
         if verdict.action == Action.SUBMIT:
             return await self._submit(record, backend, log)
         if verdict.terminal:
-            return await self._expire(record, log)
+            return await self._expiry.tend(record, log)
         return None
 
     async def _submit(
@@ -388,21 +394,3 @@ class Reconciler:
                 return False
         self._slot_freed()
         return True
-
-    async def _expire(self, record: SimJobRecord, log: ObjectLogger) -> float | None:
-        """Delete a finished SimJob once its grant's ttlSecondsAfterFinished has passed."""
-        finished = parse_time(record.status.completion_time)
-        if finished is None:
-            return None
-        ttl = record.status.grant.ttl_seconds_after_finished if record.status.grant else None
-        if ttl is None and record.status.grant is None:  # admitted by an older operator
-            tier, _error = await self._tiers.get(record.tier_name)
-            ttl = tier.ttl_seconds_after_finished if tier is not None else None
-        if ttl is None:
-            return None
-        left = ttl - (self._now() - finished).total_seconds()
-        if left > 0:
-            return left
-        log.info("deleting: finished %.0f s ago (ttlSecondsAfterFinished %d)", ttl - left, ttl)
-        await self._kube.delete_simjob(record.namespace, record.name, uid=record.uid)
-        return None

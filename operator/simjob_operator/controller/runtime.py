@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 from simjob_operator.api import names as c
 from simjob_operator.backends.base import Backend
 from simjob_operator.backends.kubernetes.backend import KubernetesBackend
 from simjob_operator.backends.kubernetes.progress import ProgressReader
+from simjob_operator.backends.kubernetes.retention import ClaimCleaner
 from simjob_operator.backends.slurm.backend import SlurmBackend
+from simjob_operator.backends.slurm.retention import RunDirCleaner
 from simjob_operator.controller.admitter import Admitter
 from simjob_operator.controller.cache import SimJobCache
 from simjob_operator.controller.reconciler import Reconciler
 from simjob_operator.controller.recorder import Recorder
+from simjob_operator.controller.retention import CLAIM, RUN_DIRECTORY
 from simjob_operator.controller.tiers import TierCache
 from simjob_operator.controller.workqueue import Key, WorkQueue
 from simjob_operator.core.phases import is_terminal
@@ -38,6 +42,7 @@ from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import KubeApi
 
 logger = logging.getLogger("simjob_operator.runtime")
+ENV_REMOVAL_IMAGE = "SIMJOB_OUTPUTS_REMOVAL_IMAGE"
 
 
 class Runtime:
@@ -84,6 +89,14 @@ class Runtime:
             request_admission=self.admitter.trigger,
             slot_freed=self.admitter.slot_freed,
             settings=settings,
+            removers={
+                CLAIM: ClaimCleaner(
+                    kube,
+                    image=os.environ.get(ENV_REMOVAL_IMAGE) or settings.retention.removal_image,
+                    poll=settings.retention.removal_poll,
+                ),
+                RUN_DIRECTORY: RunDirCleaner(self.slurm.sites),
+            },
         )
         self._tasks: list[asyncio.Task[None]] = []
         # The newest Job event of each SimJob: a resync observes from it, not a GET.

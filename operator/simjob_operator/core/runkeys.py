@@ -5,8 +5,11 @@ simulation"); the SimJobs of one runKey in one namespace are ordered like the qu
 (``core.slots.queue_order``: creation time, then name), so every operator, before or
 after a restart, decides the same. For a SimJob that does not hold a slot yet:
 
-* ``reuse: IfSucceeded`` and a Succeeded SimJob of the same runKey and inputHash ->
-  ``Reuse`` it: end Succeeded (reason Reused) without compute or slot;
+* ``reuse: IfSucceeded`` and a Succeeded SimJob of the same runKey and inputHash whose
+  outputs are still retained (``core.retention.outputs_retained``: not removed, not past
+  ``outputRetentionSeconds``) -> ``Reuse`` it: end Succeeded (reason Reused) without
+  compute or slot. A Reused SimJob is never a source itself (its outputs are its
+  source's, whose expiry only the source knows): the source is;
 * ``concurrencyPolicy: Forbid`` and an older unfinished SimJob of the runKey ->
   ``Forbid``: fail with reason RunInProgress;
 * ``concurrencyPolicy: Replace`` and older unfinished SimJobs -> ``Replace`` them: they
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from datetime import datetime
 
+from simjob_operator.core.retention import outputs_retained
 from simjob_operator.core.slots import queue_order
 from simjob_operator.core.verdicts import Phase, is_terminal
 from simjob_operator.core.view import SimJobRecord
@@ -50,8 +55,11 @@ def _unfinished(record: SimJobRecord) -> bool:
     return not is_terminal(record.phase) and not record.deleting and not record.cancel
 
 
-def decide_run_key(record: SimJobRecord, others: Iterable[SimJobRecord]) -> RunKeyDecision:
-    """What ``record``'s runKey asks for, given the other SimJobs of that runKey."""
+def decide_run_key(
+    record: SimJobRecord, others: Iterable[SimJobRecord], *, now: datetime | None = None
+) -> RunKeyDecision:
+    """What ``record``'s runKey asks for, given the other SimJobs of that runKey
+    (``now``: the time outputs' expiry is judged at; None judges only removals)."""
     spec = record.spec
     if spec is None or spec.run_key is None:
         return None
@@ -63,6 +71,8 @@ def decide_run_key(record: SimJobRecord, others: Iterable[SimJobRecord]) -> RunK
             if other.phase == Phase.SUCCEEDED
             and other.spec is not None
             and other.spec.input_hash == spec.input_hash
+            and other.status.reused_from is None
+            and outputs_retained(other, now)
         ]
         if done:
             return Reuse(max(done, key=queue_order))

@@ -1,10 +1,10 @@
 """The operator's timings and limits, in one typed place.
 
 ``Settings`` groups what used to be scattered constants: the level-triggered loops
-(``Timings``), the work queue and API client (``Limits``) and the Slurm backend
-(``SlurmTimings``). ``DEFAULT`` is what production runs with; ``controller.runtime``
-takes a ``Settings`` (tests inject shorter ones) and hands the parts each component
-needs to it. Pure; no I/O.
+(``Timings``), the work queue and API client (``Limits``), the Slurm backend
+(``SlurmTimings``) and the removal of expired outputs (``Retention``). ``DEFAULT`` is
+what production runs with; ``controller.runtime`` takes a ``Settings`` (tests inject
+shorter ones) and hands the parts each component needs to it. Pure; no I/O.
 """
 
 from __future__ import annotations
@@ -62,10 +62,21 @@ class SlurmTimings:
 
 
 @dataclasses.dataclass(frozen=True)
+class Retention:
+    """Removing expired outputs (``controller.retention``)."""
+
+    # The image of the Job that removes a run's sub-path from a claim (busybox's sh and
+    # rm); $SIMJOB_OUTPUTS_REMOVAL_IMAGE overrides it (e.g. an air-gapped registry).
+    removal_image: str = "docker.io/library/busybox:1.37"
+    removal_poll: float = 2.0  # a running removal Job is looked at this often
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     timings: Timings = dataclasses.field(default_factory=Timings)
     limits: Limits = dataclasses.field(default_factory=Limits)
     slurm: SlurmTimings = dataclasses.field(default_factory=SlurmTimings)
+    retention: Retention = dataclasses.field(default_factory=Retention)
 
 
 DEFAULT = Settings()

@@ -35,6 +35,7 @@ from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import SlurmTimings
 from simjob_operator.kube.seam import KubeApi
 from slurm_bridge import Accounting, CliSlurmClient, LocalRunner, SlurmClient, SlurmUnavailable
+from slurm_bridge.runners import Runner
 
 __all__ = ["DEFAULT_LOGIN", "Login", "Site", "SiteError", "Sites"]
 
@@ -172,6 +173,15 @@ class Sites:
         target, work_dir = await ssh_target(self._kube, site.name, spec, login)
         key = (site.generation, spec.work_dir, "ssh", target.pool_key, work_dir)
         return key, self._cached_client(key, lambda: self._ssh_client(spec, target, work_dir))
+
+    async def rundir_runner(self, site: Site, login: Login) -> tuple[Runner, str]:
+        """A ``Runner`` for ``login`` on ``site`` and that login's workDir, for the run
+        directories under it (``slurm_bridge.rundirs``); raises ``SiteError``."""
+        spec = site.spec
+        if spec.mode == "local":
+            return LocalRunner(env=self._local_env), spec.work_dir
+        found = await ssh_target(self._kube, site.name, spec, login)
+        return self._ssh_pool().runner(found[0]), found[1]  # (target, workDir, ...)
 
     def _cached_client(self, key: tuple[Any, ...], build: Callable[[], SlurmClient]) -> SlurmClient:
         client = self._clients.get(key)

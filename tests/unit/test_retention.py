@@ -31,6 +31,8 @@ from simjob_operator.backends.kubernetes.retention import (
     removal_job,
     removal_job_name,
 )
+from simjob_operator.backends.slurm.retention import RunDirCleaner
+from simjob_operator.backends.slurm.sites import Sites
 from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.retention import CLAIM, Expiry
 from simjob_operator.controller.tiers import TierCache
@@ -366,3 +368,42 @@ def test_the_ttl_waits_for_a_removal_that_is_due() -> None:
     h.tend()  # refused: recorded, then the SimJob goes
     assert ("lab", "sim") not in h.kube.simjobs
     assert [e["type"] for e in h.kube.events] == ["Warning"]
+
+
+def test_run_dir_cleaner_removes_exactly_one_run_directory_locally(tmp_path: Path) -> None:
+    """The Slurm remover on a local-mode SlurmCluster (its commands run on this host):
+    one run directory goes, its neighbour stays; a symlinked run directory and one
+    outside the workDir are refused; an unknown SlurmCluster is refused."""
+    work = tmp_path / "work"
+    mine = work / "lab" / "sim-uid-sim"
+    neighbour = work / "lab" / "other-uid-2"
+    for directory in (mine / "outputs", neighbour / "outputs"):
+        directory.mkdir(parents=True)
+    (neighbour / "outputs" / "result.txt").write_text("theirs")
+    kube = FakeKube()
+    kube.add_cluster("local", mode="local", workDir=str(work))
+    cleaner = RunDirCleaner(Sites(kube))
+    record = rec(finished())
+
+    def remove(cluster: str, directory: str) -> r.Removal:
+        workspace = WorkspaceStatus(cluster=cluster, directory=directory)
+        return asyncio.run(cleaner.remove(record, workspace))
+
+    done = remove("local", str(mine))
+    assert isinstance(done, r.Removed), done
+    assert not mine.exists()
+    assert (neighbour / "outputs" / "result.txt").read_text() == "theirs"
+    again = remove("local", str(mine))
+    assert isinstance(again, r.Removed)
+    assert "did not exist" in again.message
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    (work / "lab" / "planted").symlink_to(outside)
+    planted = remove("local", str(work / "lab" / "planted"))
+    assert isinstance(planted, r.Refused)
+    assert "symlink" in planted.message
+    assert isinstance(remove("local", str(outside)), r.Refused)  # not inside the workDir
+    assert isinstance(remove("local", str(work)), r.Refused)  # the workDir itself
+    assert (outside / "keep.txt").read_text() == "keep"
+    assert isinstance(remove("nowhere", str(mine)), r.Refused)

@@ -7,7 +7,9 @@ name namespaces or a peering; any other kopf ``run`` option passes through,
 e.g. ``simjob-operator --verbose`` or ``simjob-operator -n lab``. Namespaces
 named exactly with ``-n`` are also handed to the runtime (``$SIMJOB_WATCH_NAMESPACES``,
 read by ``kube.Kube.connect``), so the admission pass lists SimJobs only there; with
-kopf patterns (``-n 'lab-*'``) it still lists the whole cluster.
+kopf patterns (``-n 'lab-*'``) it still lists the whole cluster. ``--metrics-port N``
+(ours, not kopf's: taken out of the arguments) serves Prometheus metrics on port N
+(``$SIMJOB_METRICS_PORT``, read by ``controller.exporter``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from collections.abc import Sequence
 
 from simjob_operator.api import names as c
 from simjob_operator.controller import handlers  # noqa: F401 - registers the kopf handlers
+from simjob_operator.controller.exporter import ENV_PORT as ENV_METRICS_PORT
 
 SCOPE_OPTIONS = ("-n", "--namespace", "-A", "--all-namespaces")
 NAMESPACE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 PEERING_OPTIONS = ("-P", "--peering", "--standalone")
+METRICS_OPTION = "--metrics-port"
 
 
 def _given(args: Sequence[str], options: Sequence[str]) -> bool:
@@ -57,10 +61,29 @@ def watched_namespaces(args: Sequence[str]) -> list[str] | None:
     return names
 
 
+def metrics_port(args: Sequence[str]) -> tuple[list[str], str | None]:
+    """``args`` without ``--metrics-port N`` / ``--metrics-port=N``, and that N (the last
+    one given), or None."""
+    rest: list[str] = []
+    port: str | None = None
+    items = iter(args)
+    for arg in items:
+        if arg == METRICS_OPTION:
+            port = next(items, "")
+        elif arg.startswith(f"{METRICS_OPTION}="):
+            port = arg.removeprefix(f"{METRICS_OPTION}=")
+        else:
+            rest.append(arg)
+    return rest, port
+
+
 def cli(argv: Sequence[str] | None = None) -> None:
     from kopf.cli import main
 
-    arguments = kopf_arguments(sys.argv[1:] if argv is None else argv)
+    given, port = metrics_port(sys.argv[1:] if argv is None else argv)
+    if port is not None:
+        os.environ[ENV_METRICS_PORT] = port
+    arguments = kopf_arguments(given)
     namespaces = watched_namespaces(arguments)
     if namespaces is None:  # all namespaces, or patterns: the runtime lists the cluster
         os.environ.pop(c.ENV_WATCH_NAMESPACES, None)

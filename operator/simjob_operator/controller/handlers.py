@@ -27,6 +27,7 @@ from typing import Any
 import kopf
 
 from simjob_operator.api import names as c
+from simjob_operator.controller.exporter import Exporter, start_exporter
 from simjob_operator.controller.runtime import Runtime
 from simjob_operator.core.logs import install_formatter
 from simjob_operator.core.settings import DEFAULT as SETTINGS
@@ -101,13 +102,19 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     configure(settings)
     install_formatter()  # the identity prefix of log lines (core.logs)
     runtime = Runtime(Kube.connect())
+    try:  # /metrics when $SIMJOB_METRICS_PORT asks for it; a bad port stops the start
+        memo["exporter"] = await start_exporter(runtime)
+    except (OSError, ValueError) as exc:
+        raise kopf.PermanentError(f"cannot serve the metrics: {exc}") from exc
     runtime.start()
     memo["runtime"] = runtime
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    runtime = memo.get("runtime")
+    runtime, exporter = memo.get("runtime"), memo.get("exporter")
+    if isinstance(exporter, Exporter):
+        await exporter.stop()
     if isinstance(runtime, Runtime):
         await runtime.stop()
 

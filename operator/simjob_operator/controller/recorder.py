@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from simjob_operator import metrics
 from simjob_operator.api.reasons import Reason
 from simjob_operator.api.simjob import SimJobStatus
 from simjob_operator.core.logs import ObjectLogger
@@ -75,6 +76,7 @@ class Recorder:
         if self.on_stored is not None:
             self.on_stored(body)
         stored = SimJobRecord.from_plain(body)
+        metrics.recorded(record, stored)  # admission, start, end: written by this process
         old_phase = record.phase or Phase.PENDING
         new_phase = stored.phase or Phase.PENDING
         if new_phase != old_phase:

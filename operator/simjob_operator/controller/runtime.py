@@ -19,6 +19,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from simjob_operator import metrics
 from simjob_operator.api import names as c
 from simjob_operator.backends.base import Backend
 from simjob_operator.backends.kubernetes.backend import KubernetesBackend
@@ -53,7 +54,7 @@ class Runtime:
         self.cache = SimJobCache()
         self.recorder = Recorder(kube, on_stored=self.cache.stored)
         self.queue: WorkQueue[Sighting] = WorkQueue(
-            self._process,
+            metrics.timed_reconcile(self._process),
             workers=settings.limits.reconcile_workers,
             logger=logger,
             merge=Sighting.merge,

@@ -28,6 +28,7 @@ from kubernetes.client.configuration import Configuration
 from kubernetes.config import incluster_config, kube_config
 from kubernetes.config.config_exception import ConfigException
 
+from simjob_operator import metrics
 from simjob_operator.api import names as c
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Limits
@@ -99,7 +100,7 @@ class Kube:
         for attempt in range(self._retries_429 + 1):
             await self.limiter.acquire()
             try:
-                with judged(what):
+                with metrics.api_request(what), judged(what):
                     return await asyncio.to_thread(send)
             except Unavailable as exc:
                 if exc.status != 429 or attempt == self._retries_429:

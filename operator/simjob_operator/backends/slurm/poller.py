@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from simjob_operator import metrics
 from simjob_operator.api.reasons import Reason
 from simjob_operator.backends.slurm.sites import DEFAULT_LOGIN, Login, Site, SiteError, Sites
 from simjob_operator.core.settings import DEFAULT as SETTINGS
@@ -183,7 +184,8 @@ class ClusterPoller:
             self._fail_waiters(ids, SlurmUnavailable(f"reading credentials failed: {exc}"))
             return
         try:
-            states = await client.query(list(ids))
+            with metrics.slurm_poll(self.name):
+                states = await client.query(list(ids))
         except SlurmError as exc:
             logger.warning(
                 "[SlurmCluster %s] query of %d jobs failed: %s", self.name, len(ids), exc.message

@@ -14,7 +14,8 @@ This package imports nothing from the operator. Modules:
   ``SlurmUnsatisfiable``), ``InvalidJobSpec``;
 * rundirs.py — run directories: write inputs, list and fetch outputs, remove (local or
   SSH, through a runner; no path traversal, no symlink following);
-* certs.py — OpenSSH user certificates: ``certificate_validity`` (expiry to show).
+* certs.py — OpenSSH user certificates: ``certificate_validity`` (expiry to show);
+* listing.py — ``list_jobs``: one's own unfinished jobs by name prefix, with comments.
 
 ssh.py and pyslurm_client.py are not imported here so that their optional dependencies
 stay optional: import them explicitly.
@@ -31,6 +32,7 @@ from slurm_bridge.errors import (
     SlurmUnavailable,
     SlurmUnsatisfiable,
 )
+from slurm_bridge.listing import list_jobs
 from slurm_bridge.rundirs import (
     RunDirError,
     RunFile,
@@ -44,7 +46,7 @@ from slurm_bridge.rundirs import (
 from slurm_bridge.runners import LocalRunner, Runner, RunResult
 from slurm_bridge.scripts import GpuRequest, batch_script, output_path, sbatch_options
 from slurm_bridge.specs import JobSpec
-from slurm_bridge.states import JobKind, JobState, map_state
+from slurm_bridge.states import JobKind, JobState, ListedJob, map_state
 
 __all__ = [
     "Accounting",
@@ -56,6 +58,7 @@ __all__ = [
     "JobKind",
     "JobSpec",
     "JobState",
+    "ListedJob",
     "LocalRunner",
     "RunDirError",
     "RunFile",
@@ -70,6 +73,7 @@ __all__ = [
     "batch_script",
     "certificate_validity",
     "fetch_file",
+    "list_jobs",
     "list_run_dir",
     "map_state",
     "output_path",

@@ -24,7 +24,14 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from slurm_bridge.states import FINISHED_KINDS, JobKind, JobState, map_state, normalize_state
+from slurm_bridge.states import (
+    FINISHED_KINDS,
+    JobKind,
+    JobState,
+    ListedJob,
+    map_state,
+    normalize_state,
+)
 
 __all__ = [
     "JOB_ID",
@@ -33,6 +40,7 @@ __all__ = [
     "parse_config",
     "parse_elapsed",
     "parse_exit_code",
+    "parse_listed",
     "parse_named_jobs",
     "parse_sacct",
     "parse_size_bytes",
@@ -222,6 +230,19 @@ def parse_named_jobs(output: str, name: str) -> list[str]:
         if sep and JOB_ID.fullmatch(job_id) and job_name.strip().rstrip("|") == name:
             found.add(job_id)
     return sorted(found, key=_job_id_key)
+
+
+def parse_listed(output: str, name_prefix: str) -> list[ListedJob]:
+    """Jobs from ``JobID|Name|State|Comment`` lines whose name starts with ``name_prefix``."""
+    listed = []
+    for line in output.splitlines():
+        fields = line.split("|", 3)
+        if len(fields) != 4 or not JOB_ID.fullmatch(fields[0].strip()):
+            continue
+        job_id, name, state, comment = (field.strip() for field in fields)
+        if name.startswith(name_prefix):
+            listed.append(ListedJob(job_id, name, comment, state))
+    return listed
 
 
 def _job_id_key(job_id: str) -> tuple[int, int]:

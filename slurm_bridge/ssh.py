@@ -15,6 +15,10 @@ shell must be POSIX-like (sh, bash, zsh).
 A server refusing the login while the certificate is outside its validity window (by
 our clock) raises ``CredentialsExpired`` (a ``SlurmUnavailable``) carrying
 ``valid_before``; any other refusal or failure to connect is ``SlurmUnavailable``.
+An expired certificate is not used further through a connection it opened while it was
+valid (sshd would not end that session): the pooled connection is closed at its next
+use and the login node asked again, which refuses it — the site's short-lived
+credential policy holds, and a renewed certificate (a new ``SshTarget``) logs in anew.
 
 Safety of retries: a command is retried once on a fresh connection only when the old one
 failed before the command was started (channel open failed); once started, a broken
@@ -101,10 +105,11 @@ class SshPool:
         """The open connection for ``target``, connecting (once) when there is none."""
         key = target.pool_key
         conn = self._connections.get(key)
-        if conn is not None and not conn.is_closed():
+        if conn is not None and not conn.is_closed() and not _outside_validity(target):
             return conn
         if conn is not None:
             self._connections.pop(key, None)
+            conn.close()  # closed already, or its certificate has expired
         task = self._connecting.get(key)
         if task is None:
             task = asyncio.create_task(self._connect(target), name=f"ssh-connect {target.address}")
@@ -301,6 +306,17 @@ class SshRunner:
     async def close(self) -> None:
         """Connections belong to the pool (``SshPool.close``); nothing to do here."""
         return None
+
+
+def _outside_validity(target: SshTarget) -> bool:
+    """The target's certificate (if any) is expired or not yet valid by our clock."""
+    if target.certificate is None:
+        return False
+    try:
+        validity = certificate_validity(target.certificate)
+    except ValueError:
+        return False  # _connect reports it
+    return validity.expired() or validity.not_yet_valid()
 
 
 def _text(data: object) -> str:

@@ -18,6 +18,7 @@ __all__ = [
     "FINISHED_KINDS",
     "JobKind",
     "JobState",
+    "ListedJob",
     "map_state",
     "normalize_state",
 ]
@@ -182,3 +183,18 @@ class JobState:
     def missing(cls, job_id: str, source: str) -> JobState:
         """The state of a job that no Slurm source knows."""
         return cls(job_id=job_id, state="NOT_FOUND", kind=JobKind.MISSING, source=source)
+
+
+@dataclass(frozen=True, slots=True)
+class ListedJob:
+    """One line of a job listing (``listing.list_jobs``): id, name, comment and
+    Slurm's state word (``(null)`` comments are given as an empty string)."""
+
+    job_id: str
+    name: str
+    comment: str
+    state: str
+
+    def __post_init__(self) -> None:
+        if self.comment == "(null)":
+            object.__setattr__(self, "comment", "")

@@ -41,6 +41,7 @@ class FakeKube:
 
     def __init__(self, namespaces: tuple[str, ...] = ()) -> None:
         self.namespaces = namespaces
+        self.namespace_uids: dict[str, str] = {"kube-system": "fake-cluster-uid"}
         self.simjobs: dict[Key, Body] = {}
         self.simtiers: dict[str, Body] = {}
         self.jobs: dict[Key, Body] = {}
@@ -273,3 +274,9 @@ class FakeKube:
                 "action": action,
             }
         )
+
+    # ------------------------------------------------------------------ Namespaces
+
+    async def get_namespace_uid(self, name: str) -> str | None:
+        self._enter("get_namespace_uid")
+        return self.namespace_uids.get(name)

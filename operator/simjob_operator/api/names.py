@@ -52,6 +52,7 @@ COND_ADMITTED: Final = "Admitted"
 COND_RUNNING: Final = "Running"
 COND_FINISHED: Final = "Finished"
 COND_REACHABLE: Final = "Reachable"  # SlurmCluster
+COND_CREDENTIALS_EXPIRED: Final = "CredentialsExpired"  # SlurmCluster with a certificate
 
 # Backends (spec.backend) and the kinds of their objects (status.backendRef.kind).
 BACKEND_KUBERNETES: Final = "kubernetes"
@@ -79,6 +80,8 @@ SECRET_KEY_PRIVATE_KEY: Final = "ssh-privatekey"
 SECRET_KEY_KNOWN_HOSTS: Final = "known_hosts"
 SECRET_KEY_USERNAME: Final = "username"  # optional, per-user Secrets: the site login
 SECRET_KEY_WORK_DIR: Final = "workDir"  # optional, per-user Secrets: that user's workDir
+# optional: an OpenSSH certificate of ssh-privatekey (``ssh-keygen -s``, sshproxy's *-cert.pub)
+SECRET_KEY_CERTIFICATE: Final = "ssh-certificate"
 
 # Hard ceiling the CRD schema can enforce without knowing the tier: 31 days.
 MAX_RUNTIME_SECONDS_CEILING: Final = 31 * 24 * 3600

@@ -43,3 +43,6 @@ class Reason(enum.StrEnum):
     SLURM_REACHABLE = "SlurmAnswered"
     SLURM_UNREACHABLE = "SlurmUnavailable"
     SLURM_CONFIG = "ConfigurationError"
+    SLURM_UNSATISFIABLE = "SlurmUnsatisfiable"  # no node of the partition can ever run it
+    CREDENTIALS_EXPIRED = "CredentialsExpired"  # an SSH certificate past its validBefore
+    CREDENTIALS_VALID = "CredentialsValid"

@@ -123,12 +123,39 @@ class SlurmClusterSpec(ApiModel):
         "(slurmdbd), completion (sacct --completion, jobcomp/filetxt), none, or auto "
         "(detected from scontrol show config).",
     )
+    orphan_grace_seconds: int = Field(
+        default=300,
+        ge=10,
+        le=86400,
+        description="The orphan sweep cancels an unfinished Slurm job marked as a SimJob's "
+        "of this Kubernetes cluster (in a namespace this operator serves, under the "
+        "cluster's own credentials) once its SimJob has been gone this long (e.g. its "
+        "finalizer was removed by hand); swept every min(60, grace/3) seconds.",
+    )
+    gpu_request: Literal["gres", "gpus"] = Field(
+        default="gres",
+        description="How a tier's GPUs are asked of Slurm: gres (--gres=gpu:N, every "
+        "GRES-enabled Slurm) or gpus (--gpus=N, select/cons_tres sites that prefer it).",
+    )
 
 
 class SlurmClusterCondition(Condition):
     """A standard Kubernetes condition of a SlurmCluster."""
 
-    type: str = Field(description="Condition type: Reachable.")
+    type: str = Field(description="Condition type: Reachable or CredentialsExpired.")
+
+
+class CertificateStatus(ApiModel):
+    """The OpenSSH certificate of the SlurmCluster's own credentials (its Secret's
+    ssh-certificate), as last read."""
+
+    secret: str = Field(description="namespace/name of the Secret it was read from.")
+    key_id: str = Field(default="", description="The certificate's key id.")
+    principals: list[str] = Field(default_factory=list, description="Its principals.")
+    valid_after: str | None = Field(default=None, description="Valid from (unset: always).")
+    valid_before: str | None = Field(
+        default=None, description="Valid until (unset: forever); renew the Secret before."
+    )
 
 
 class SlurmClusterStatus(ApiModel):
@@ -137,7 +164,7 @@ class SlurmClusterStatus(ApiModel):
     conditions: list[SlurmClusterCondition] = Field(
         default_factory=list,
         description="Reachable: whether the last call to Slurm succeeded (message: the "
-        "last error).",
+        "last error); CredentialsExpired (with a certificate): whether it has expired.",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],
@@ -145,6 +172,9 @@ class SlurmClusterStatus(ApiModel):
     )
     observed_generation: int | None = Field(
         default=None, description="The generation last acted on."
+    )
+    certificate: CertificateStatus | None = Field(
+        default=None, description="The SSH certificate of the cluster's credentials, if any."
     )
 
 

@@ -93,7 +93,18 @@ class Usage(ApiModel):
     """Resource use, for accounting."""
 
     wall_seconds: float = Field(default=0.0, description="Wall time from start to end.")
-    cpu_seconds: float = Field(default=0.0, description="wallSeconds times the tier's CPUs.")
+    cpu_seconds: float = Field(
+        default=0.0,
+        description="wallSeconds times the CPUs (the tier's, or those Slurm allocated).",
+    )
+    max_rss_bytes: int | None = Field(
+        default=None, description="Peak resident memory, where the backend measured it."
+    )
+    source: str | None = Field(
+        default=None,
+        description="Who measured: unset (the operator, from start and end times) or the "
+        "backend's accounting (e.g. sacct: its elapsed time and allocated CPUs).",
+    )
 
 
 class ReusedFrom(ApiModel):

@@ -41,6 +41,17 @@ FINISHED_STATES: frozenset[ObservedState] = frozenset(
 
 
 @dataclasses.dataclass(frozen=True)
+class MeasuredUsage:
+    """What the backend's own accounting measured of a finished run (e.g. Slurm's sacct:
+    elapsed seconds, allocated CPUs, the largest step's MaxRSS); None: not measured."""
+
+    source: str
+    wall_seconds: float
+    cpu_seconds: float | None = None
+    max_rss_bytes: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Observation:
     """One look at the backend: state plus whatever detail it offered."""
 
@@ -56,6 +67,9 @@ class Observation:
     # The outcome was decided by the operator (e.g. the runtime limit, counted from
     # the start) while the backend object still runs: it must be stopped.
     still_running: bool = False
+    # A finished run's usage as the backend's accounting measured it (status.usage
+    # takes it over the operator's own start-to-end estimate).
+    usage: MeasuredUsage | None = None
 
     @property
     def finished(self) -> bool:

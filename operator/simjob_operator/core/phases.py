@@ -286,6 +286,8 @@ def backend_leads(f: Facts) -> Verdict | None:
             return _verdict(shown, f.reason or Reason.ADMITTED, None)
         detail = obs.message or "waiting for the backend to start the simulation"
         return _verdict(shown, obs.reason, detail)
+    if obs.reason and obs.message:  # runs, with a caveat (e.g. CredentialsExpired)
+        return _verdict(_forward(f.current, Phase.RUNNING), obs.reason, obs.message)
     return _verdict(_forward(f.current, Phase.RUNNING), Reason.STARTED, "the simulation is running")
 
 

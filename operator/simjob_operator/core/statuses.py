@@ -17,6 +17,7 @@ from typing import Any
 from simjob_operator.api import names as c
 from simjob_operator.api.data import Progress, WorkspaceStatus
 from simjob_operator.api.simjob import BackendRef, Condition, Grant, Resources, SimJobStatus, Usage
+from simjob_operator.core.observations import MeasuredUsage
 from simjob_operator.core.phases import (
     TERMINAL_PHASES,
     ConditionChange,
@@ -139,7 +140,25 @@ def build_status(
         if verdict.exit_code is not None:
             new.exit_code = verdict.exit_code
         new.usage = _usage(new, end)
+        if observation is not None and observation.usage is not None:
+            new.usage = measured_usage(new.usage, observation.usage)
     return new
+
+
+def measured_usage(estimate: Usage, measured: MeasuredUsage) -> Usage:
+    """The operator's estimate with what the backend's accounting measured instead: its
+    wall time, its CPU seconds (else the estimate's CPUs over the measured wall time),
+    its peak memory. Pure."""
+    cpus = estimate.cpu_seconds / estimate.wall_seconds if estimate.wall_seconds > 0 else 0.0
+    cpu = measured.cpu_seconds if measured.cpu_seconds is not None else measured.wall_seconds * cpus
+    return estimate.model_copy(
+        update={
+            "wall_seconds": round(measured.wall_seconds, 3),
+            "cpu_seconds": round(cpu, 3),
+            "max_rss_bytes": measured.max_rss_bytes,
+            "source": measured.source,
+        }
+    )
 
 
 def status_patch(old: SimJobStatus, new: SimJobStatus) -> dict[str, Any]:

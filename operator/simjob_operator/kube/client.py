@@ -397,3 +397,14 @@ class Kube:
             "events",
             event,
         )
+
+    # ------------------------------------------------------------------ Namespaces
+
+    async def get_namespace_uid(self, name: str) -> str | None:
+        """The uid of namespace ``name`` (kube-system's names the cluster); None if absent."""
+        path = f"/api/v1/namespaces/{quote(name)}"
+        try:
+            body = await self._core(f"GET Namespace {name}", "GET", path, [])
+        except Gone:
+            return None
+        return str((body.get("metadata") or {}).get("uid") or "") or None

@@ -101,3 +101,6 @@ class KubeApi(Protocol):
     async def post_event(
         self, regarding: Body, *, type_: str, reason: str, message: str, action: str
     ) -> None: ...
+
+    # Namespaces
+    async def get_namespace_uid(self, name: str) -> str | None: ...

@@ -20,21 +20,26 @@ keeps the phase and retries with backoff); the SlurmCluster's ``Reachable`` cond
 is set by the clients themselves (``reachability``). What no retry fixes before
 anything was submitted is ``Rejected`` with a reason: ``UnknownSlurmCluster``,
 ``InvalidSlurmCredentials`` (Secrets), ``SlurmRejected`` (sbatch refused),
-``InvalidSpec`` (values sbatch cannot take safely); a missing SlurmCluster or Secret
-gets a grace (``RetryAfter``) for objects applied in the wrong order. Once a job
+``SlurmUnsatisfiable`` (no node of the partition can ever run it, e.g. more GPUs
+than any node has), ``InvalidSpec`` (values sbatch cannot take safely); a missing
+SlurmCluster or Secret gets a grace (``RetryAfter``) for objects applied in the wrong order. Once a job
 exists it is never abandoned silently. ``run`` is the backend's task
 (``supervisor``): it re-lists the SlurmClusters, runs one poller per cluster and, at
 start, tracks the jobs of every unfinished SimJob (one LIST); a poll that sees a job
-change calls ``notify`` with its SimJob's key. Neighbours: ``sites``, ``credentials``,
-``poller``, ``supervisor``, ``reachability``, ``jobs``; wired in by
-``controller.runtime``.
+change calls ``notify`` with its SimJob's key. A job's comment names this Kubernetes
+cluster (``measures.ClusterIdentity``) so that this operator's orphan sweep (``sweep``),
+and no other, may cancel it; ``measures.Annotator`` adds a finished job's usage from
+accounting, or an unfinished one's expired SSH certificate (``certificates``).
+Neighbours: ``sites``, ``credentials``, ``poller``, ``supervisor``, ``reachability``,
+``jobs``, ``measures``, ``sweep``; wired in by ``controller.runtime``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 from simjob_operator.api import names as c
@@ -56,9 +61,11 @@ from simjob_operator.backends.slurm.jobs import (
     login_of,
     marker,
 )
+from simjob_operator.backends.slurm.measures import Annotator, ClusterIdentity
 from simjob_operator.backends.slurm.poller import ClusterPoller, Key
 from simjob_operator.backends.slurm.sites import Site, SiteError, Sites
 from simjob_operator.backends.slurm.supervisor import Pollers
+from simjob_operator.backends.slurm.sweep import OrphanSweep
 from simjob_operator.core.logs import SimJobLogger, simjob_logger
 from simjob_operator.core.observations import Observation, ObservedState
 from simjob_operator.core.phases import is_terminal
@@ -67,7 +74,14 @@ from simjob_operator.core.sightings import Seen
 from simjob_operator.core.times import parse_time
 from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import KubeApi
-from slurm_bridge import InvalidJobSpec, JobKind, SlurmClient, SlurmRejected, SlurmUnavailable
+from slurm_bridge import (
+    InvalidJobSpec,
+    JobKind,
+    SlurmClient,
+    SlurmRejected,
+    SlurmUnavailable,
+    SlurmUnsatisfiable,
+)
 
 logger = logging.getLogger("simjob_operator.slurm")
 MAX_TAILS = 1000  # failed jobs' output tails kept (each is read once)
@@ -95,12 +109,18 @@ class SlurmBackend:
         unknown_grace: float = DEFAULT.timings.unknown_tier_grace,
         sites: Sites | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        known_uids: Callable[[], Collection[str]] = tuple,
     ) -> None:
         self._unknown_grace = unknown_grace
         self.sites = sites if sites is not None else Sites(kube, settings=settings)
         self._now = now
         self._pollers = Pollers(kube, self.sites, notify, settings)
         self._tails: dict[str, str] = {}
+        self._annotator = Annotator()
+        self.identity = ClusterIdentity(kube)
+        self.sweep = OrphanSweep(
+            kube, self.sites, cluster_id=self.identity.get, known_uids=known_uids
+        )
 
     def backend_id(self, record: SimJobRecord) -> str:
         return job_id_of(record) or marker(record.uid)
@@ -119,11 +139,13 @@ class SlurmBackend:
         return self._pollers.by_name
 
     async def run(self) -> None:
-        """Pollers, the SlurmCluster resync and the start-up tracking, until ``stop``."""
-        await self._pollers.run()
+        """Pollers, the SlurmCluster resync, the start-up tracking and the orphan
+        sweep, until ``stop``."""
+        await asyncio.gather(self._pollers.run(), self.sweep.run())
 
     def stop(self) -> None:
         self._pollers.stop()
+        self.sweep.stop()
 
     def poller(self, site: Site) -> ClusterPoller:
         """The poller of ``site`` (created and started on first use)."""
@@ -156,11 +178,20 @@ class SlurmBackend:
                         spec=record.spec,
                         slurm=slurm,
                         grant=grant,
+                        cluster_id=await self.identity.get(),
                     )
                 except InvalidJobSpec as exc:
                     return Rejected(Reason.INVALID_SPEC, str(exc))
                 try:
                     job_id = await client.submit(job)
+                except SlurmUnsatisfiable as exc:
+                    message = (
+                        f"no node of {site.name} can ever run the job as asked "
+                        f"({job.cpus_per_task} CPUs, {job.memory_mib} MiB, {job.gpus or 0} "
+                        f"GPUs per node; a smaller tier or another partition may fit): "
+                        f"{exc.message}"
+                    )
+                    return Rejected(Reason.SLURM_UNSATISFIABLE, message)
                 except SlurmRejected as exc:
                     message = f"sbatch refused the job on {site.name}: {exc.message}"
                     return Rejected(Reason.SLURM_REJECTED, message)
@@ -205,11 +236,16 @@ class SlurmBackend:
         except TimeoutError as exc:
             message = f"no answer from the poller of {site.name} for Slurm job {job_id}"
             raise BackendUnavailable(message) from exc
-        observation = interpret(state, stopping=stopping(record), cluster=site.name)
+        gpus = record.status.grant.gpu if record.status.grant is not None else 0
+        observation = interpret(state, stopping=stopping(record), cluster=site.name, gpus=gpus)
         if observation.state == ObservedState.FAILED and state.kind is JobKind.FAILED:
             tail = await self._tail(client, job_id, log)
             observation = dataclasses.replace(observation, message=failure_message(state, tail))
-        return observation
+        problem = poller.credentials.problem(login_of(record))
+        where = f"Slurm job {job_id} on {site.name}"
+        return await self._annotator.annotate(
+            observation, state, client, problem=problem, where=where, log=log
+        )
 
     async def cancel(self, record: SimJobRecord) -> bool:
         """scancel the job of ``record`` (the id in status.backendRef, else the one its

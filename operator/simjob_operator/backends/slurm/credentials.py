@@ -25,7 +25,7 @@ from simjob_operator.api import names as c
 from simjob_operator.api.reasons import Reason
 from simjob_operator.api.slurmcluster import SlurmClusterSpec
 from simjob_operator.kube.seam import KubeApi
-from slurm_bridge import InvalidJobSpec
+from slurm_bridge import InvalidJobSpec, certificate_validity
 from slurm_bridge.specs import check_work_dir
 
 # A per-user Secret (spec.slurm.credentialsSecretRef) must carry this label, value "true".
@@ -82,9 +82,9 @@ def _value(data: Mapping[str, bytes], key: str, where: str) -> bytes:
 
 async def ssh_target(
     kube: KubeApi, cluster: str, spec: SlurmClusterSpec, login: Login
-) -> tuple[Any, str]:
-    """(``SshTarget``, work directory) of ``login`` on the ssh-mode SlurmCluster
-    ``cluster``; raises ``SiteError``."""
+) -> tuple[Any, str, str]:
+    """(``SshTarget``, work directory, ``namespace/name`` of the credentials Secret) of
+    ``login`` on the ssh-mode SlurmCluster ``cluster``; raises ``SiteError``."""
     try:
         import asyncssh
 
@@ -148,11 +148,23 @@ async def ssh_target(
             Reason.INVALID_SLURM_CREDENTIALS,
             f"Secret {where_hosts}: {c.SECRET_KEY_KNOWN_HOSTS} is not in known_hosts format: {exc}",
         ) from exc
+    certificate = data.get(c.SECRET_KEY_CERTIFICATE) or None
+    if certificate is not None:
+        try:
+            certificate_validity(certificate)
+            asyncssh.import_certificate(certificate)
+        except (asyncssh.KeyImportError, ValueError) as exc:
+            raise SiteError(
+                Reason.INVALID_SLURM_CREDENTIALS,
+                f"Secret {where}: {c.SECRET_KEY_CERTIFICATE} is not an OpenSSH user "
+                f"certificate: {exc}",
+            ) from exc
     target = SshTarget(
         host=spec.host,
         port=spec.port,
         user=user,
         private_key=private_key,
         known_hosts=known_hosts,
+        certificate=certificate,
     )
-    return target, work_dir
+    return target, work_dir, where

@@ -7,7 +7,10 @@ tier granted at admission, including the tier's ``slurm`` section; never a re-re
 tier) into a ``slurm_bridge.JobSpec``: --cpus-per-task (the grant's
 ``slurm.cpusPerTask`` or its cpu rounded up), --mem in MiB (the grant's
 ``slurm.memory`` or its memory), --time (the runtime limit in minutes, rounded up),
-partition/QOS/account (the SimJob's ``spec.slurm`` over the grant's). ``interpret``
+partition/QOS/account (the SimJob's ``spec.slurm`` over the grant's), the grant's GPUs
+(``--gres=gpu:N`` or ``--gpus=N`` as the SlurmCluster's ``gpuRequest`` says) and a
+comment naming the Kubernetes cluster and the SimJob (``core.orphans.job_comment``: the
+orphan sweep's proof of ownership). ``interpret``
 maps a ``slurm_bridge.JobState`` to a ``core.phases.Observation`` (see the table in
 docs/slurm.md); ``failure_message`` says how a job failed, with the tail of its
 output. ``job_id_of`` reads the job id recorded in status.backendRef, ``login_of``
@@ -24,6 +27,7 @@ from simjob_operator.api.simjob import Grant, SimJobSlurmSpec, SimJobSpec
 from simjob_operator.api.simtier import SlurmTierSpec
 from simjob_operator.backends.slurm.credentials import DEFAULT_LOGIN, Login
 from simjob_operator.core.observations import Observation, ObservedState
+from simjob_operator.core.orphans import job_comment
 from simjob_operator.core.quantities import cpu_cores, memory_bytes
 from simjob_operator.core.view import SimJobRecord
 from slurm_bridge import JobKind, JobSpec, JobState
@@ -38,6 +42,16 @@ FAILURE_REASONS = {
     "NODE_FAIL": "NodeFail",
     "BOOT_FAIL": "BootFail",
     "RECONFIG_FAIL": "ReconfigFail",
+}
+# What Slurm's commonest pending reasons mean, for the SimJob's message.
+PENDING_EXPLAINED = {
+    "Resources": "waits for resources in use by other jobs (CPUs, memory{gpus})",
+    "Priority": "waits behind jobs of higher priority",
+    "ReqNodeNotAvail": "waits for a node it needs, which is down, drained or reserved",
+    "PartitionNodeLimit": "asks more nodes than its partition allows per job",
+    "QOSMaxGRESPerUser": "waits: its QOS allows this user no more GPUs (GRES) at once",
+    "JobHeldUser": "is held by its user (scontrol release to let it run)",
+    "JobHeldAdmin": "is held by an administrator",
 }
 
 
@@ -59,8 +73,10 @@ def job_spec(
     spec: SimJobSpec,
     slurm: SimJobSlurmSpec,
     grant: Grant,
+    cluster_id: str | None = None,
 ) -> JobSpec:
-    """The Slurm job of a SimJob, run with exactly its ``grant``. Raises
+    """The Slurm job of a SimJob, run with exactly its ``grant``; ``cluster_id`` (the
+    Kubernetes cluster's identity) goes into the job's comment. Raises
     ``slurm_bridge.InvalidJobSpec`` for values that cannot be passed safely (newlines,
     a relative workingDir...)."""
     tier = grant.slurm or SlurmTierSpec()
@@ -71,13 +87,14 @@ def job_spec(
         args=list(spec.args),
         env={var.name: var.value for var in spec.env},
         working_dir=spec.working_dir,
-        comment=f"{namespace}/{name}",
+        comment=job_comment(cluster_id, namespace, name),
         cpus_per_task=cpus,
         memory_mib=memory_mib(tier.memory or grant.memory),
         time_limit_seconds=grant.max_runtime_seconds,
         partition=slurm.partition or tier.partition,
         qos=slurm.qos or tier.qos,
         account=slurm.account or tier.account,
+        gpus=grant.gpu or None,
     )
 
 
@@ -98,13 +115,24 @@ def failure_message(state: JobState, tail: str) -> str:
     return f"{message}; last output:\n{tail}" if tail else message
 
 
-def interpret(state: JobState, *, stopping: bool, cluster: str) -> Observation:
+def pending_message(job: str, state: JobState, gpus: int) -> str:
+    """Why a queued job waits, in words, with Slurm's own reason."""
+    reason = state.reason or ""
+    explained = PENDING_EXPLAINED.get(reason)
+    if explained is None:
+        return f"{job} is {state.state.lower()} (reason {reason})"
+    asked = f" or GPUs: it asks {gpus}" if gpus else ""
+    return f"{job} {explained.format(gpus=asked)} (Slurm reason {reason})"
+
+
+def interpret(state: JobState, *, stopping: bool, cluster: str, gpus: int = 0) -> Observation:
     """What a Slurm job state means for the SimJob. Pure.
 
     ``stopping``: we asked for the job to be cancelled (spec.cancel, deletion), so a
     cancelled or vanished job means "nothing is left" (absent), not an outside event.
     A failed job's message is completed with its output by the caller
-    (``failure_message``).
+    (``failure_message``). ``gpus``: how many GPUs the job asked (for the message of a
+    job waiting for resources).
     """
     job = f"Slurm job {state.job_id} on {cluster}"
     kind = state.kind
@@ -113,9 +141,7 @@ def interpret(state: JobState, *, stopping: bool, cluster: str) -> Observation:
         if reason in ROUTINE_SLURM_REASONS:
             return Observation(ObservedState.PENDING, reason=Reason.STARTING)
         return Observation(
-            ObservedState.PENDING,
-            reason=reason,
-            message=f"{job} is {state.state.lower()} (reason {reason})",
+            ObservedState.PENDING, reason=reason, message=pending_message(job, state, gpus)
         )
     if kind is JobKind.RUNNING:
         return Observation(ObservedState.RUNNING, start_time=state.start_time)

@@ -16,7 +16,10 @@ Reachability is not reported here: every client from ``sites.Sites`` is a
 ``reachability.ReportingClient``. The poller listens to its cluster's
 ``Reachability`` and its task writes the condition when it changes (only a
 configuration problem of the cluster's own credentials, found before any call, is
-reported here). Neighbours: ``sites`` (clients), ``reachability``, ``backend``.
+reported here). Each query's outcome also goes to the cluster's
+``certificates.CredentialWatch`` (``credentials``: expired SSH certificates, shown on
+the cluster and its SimJobs). Neighbours: ``sites`` (clients), ``reachability``,
+``certificates``, ``backend``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from datetime import UTC, datetime
 
 from simjob_operator import metrics
 from simjob_operator.api.reasons import Reason
+from simjob_operator.backends.slurm.certificates import CredentialWatch
 from simjob_operator.backends.slurm.sites import DEFAULT_LOGIN, Login, Site, SiteError, Sites
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import SlurmTimings
@@ -77,6 +81,7 @@ class ClusterPoller:
         self.reachability = sites.reachability(name)
         self.reachability.listen(lambda: self._wake.put_nowait(_STATUS))
         self.rounds = 0  # poll rounds (logs, tests)
+        self.credentials = CredentialWatch(name, sites, notify)
 
     # ------------------------------------------------------------------ tracking
 
@@ -190,8 +195,10 @@ class ClusterPoller:
             logger.warning(
                 "[SlurmCluster %s] query of %d jobs failed: %s", self.name, len(ids), exc.message
             )
+            self.credentials.failed(login, exc, ids.values())
             self._fail_waiters(ids, exc)
             return
+        self.credentials.answered(login, ids.values())
         now = time.monotonic()
         for job_id, state in states.items():
             old = self.cached(job_id)
@@ -219,7 +226,10 @@ class ClusterPoller:
         try:
             await client.ping()
         except SlurmUnavailable as exc:
+            self.credentials.failed(DEFAULT_LOGIN, exc, ())
             logger.debug("[SlurmCluster %s] ping: %s", self.name, exc.message)
+        else:
+            self.credentials.answered(DEFAULT_LOGIN, ())
 
     def _fail_waiters(self, ids: dict[str, Key] | None, error: Exception) -> None:
         for job_id in list(self._waiters) if ids is None else list(ids):
@@ -237,6 +247,7 @@ class ClusterPoller:
         site = self._sites.cached(self.name)
         if site is None:
             return
+        self.credentials.show(self.reachability)
         body = await self.reachability.write(
             self._kube, generation=site.generation, status=site.status, now=datetime.now(UTC)
         )

@@ -8,7 +8,9 @@ every call's outcome sets the cluster's ``Reachable`` condition. Local mode runs
 Slurm's commands as the operator's user with the operator's environment
 (``SLURM_CONF``), through the CLI or pyslurm; ssh mode builds an ``SshTarget`` from
 Secrets (``credentials.ssh_target``, re-read after ``SlurmTimings.credentials_ttl``)
-and runs through the process's one ``SshPool`` (one connection per credential).
+and runs through the process's one ``SshPool`` (one connection per credential). A
+credential whose certificate has expired is re-read at every use (no TTL), so that a
+renewed Secret is used at the next poll; ``certificate`` tells the poller about it.
 
 What cannot work whatever we retry (per-user credentials on a local cluster, a missing
 optional dependency, the Secret problems of ``credentials``) raises ``SiteError`` with
@@ -22,6 +24,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
@@ -34,7 +37,15 @@ from simjob_operator.backends.slurm.reachability import Reachability, ReportingC
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import SlurmTimings
 from simjob_operator.kube.seam import KubeApi
-from slurm_bridge import Accounting, CliSlurmClient, LocalRunner, SlurmClient, SlurmUnavailable
+from slurm_bridge import (
+    Accounting,
+    CertificateValidity,
+    CliSlurmClient,
+    LocalRunner,
+    SlurmClient,
+    SlurmUnavailable,
+    certificate_validity,
+)
 from slurm_bridge.runners import Runner
 
 __all__ = ["DEFAULT_LOGIN", "Login", "Site", "SiteError", "Sites"]
@@ -72,6 +83,18 @@ class _Credentials:
     read_at: float
     key: tuple[Any, ...]  # what the client is cached under
     client: SlurmClient  # a ReportingClient
+    certificate: Certificate | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Certificate:
+    """The SSH certificate of a login, and the Secret it was read from."""
+
+    validity: CertificateValidity
+    secret: str  # namespace/name
+
+    def expired(self, now: datetime) -> bool:
+        return self.validity.expired(now) or self.validity.not_yet_valid(now)
 
 
 class Sites:
@@ -85,6 +108,7 @@ class Sites:
         pyslurm_module: ModuleType | None = None,
         local_env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._kube = kube
         self._settings = settings
@@ -96,6 +120,7 @@ class Sites:
         self._pyslurm_module = pyslurm_module
         self._local_env = dict(local_env) if local_env is not None else None
         self._clock = clock
+        self._wall = wall
 
     # ------------------------------------------------------------------ SlurmClusters
 
@@ -149,17 +174,26 @@ class Sites:
         fresh = cached is not None and (
             site.spec.mode == "local" or now - cached.read_at < self._settings.credentials_ttl
         )
+        if cached is not None and cached.certificate is not None:
+            fresh = fresh and not cached.certificate.expired(self._wall())  # renewed yet?
         if cached is not None and fresh and cached.key[:2] == (site.generation, site.spec.work_dir):
             return cached.client
-        key, client = await self._build(site, login)
+        key, client, certificate = await self._build(site, login)
         if cached is not None and cached.key == key:
             reporting = cached.client  # the Secrets were re-read and have not changed
         else:
             reporting = ReportingClient(client, self.reachability(site.name))
-        self._credentials[cache_key] = _Credentials(now, key, reporting)
+        self._credentials[cache_key] = _Credentials(now, key, reporting, certificate)
         return reporting
 
-    async def _build(self, site: Site, login: Login) -> tuple[tuple[Any, ...], SlurmClient]:
+    def certificate(self, name: str, login: Login) -> Certificate | None:
+        """The certificate of ``login`` on the SlurmCluster ``name`` as last read."""
+        cached = self._credentials.get((name, login))
+        return cached.certificate if cached is not None else None
+
+    async def _build(
+        self, site: Site, login: Login
+    ) -> tuple[tuple[Any, ...], SlurmClient, Certificate | None]:
         spec = site.spec
         if spec.mode == "local":
             if login.secret is not None:
@@ -169,10 +203,14 @@ class Sites:
                     f"{site.name} runs Slurm's commands locally as the operator's user",
                 )
             key: tuple[Any, ...] = (site.generation, spec.work_dir, "local", spec.client)
-            return key, self._cached_client(key, lambda: self._local_client(spec))
-        target, work_dir = await ssh_target(self._kube, site.name, spec, login)
+            return key, self._cached_client(key, lambda: self._local_client(spec)), None
+        target, work_dir, secret = await ssh_target(self._kube, site.name, spec, login)
         key = (site.generation, spec.work_dir, "ssh", target.pool_key, work_dir)
-        return key, self._cached_client(key, lambda: self._ssh_client(spec, target, work_dir))
+        client = self._cached_client(key, lambda: self._ssh_client(spec, target, work_dir))
+        certificate = None
+        if target.certificate is not None:  # checked by ssh_target
+            certificate = Certificate(certificate_validity(target.certificate), secret)
+        return key, client, certificate
 
     async def rundir_runner(self, site: Site, login: Login) -> tuple[Runner, str]:
         """A ``Runner`` for ``login`` on ``site`` and that login's workDir, for the run
@@ -200,6 +238,7 @@ class Sites:
             command_timeout=self._settings.command_timeout,
             cancel_confirm_timeout=self._settings.cancel_confirm,
             cancel_poll_interval=self._settings.cancel_poll_interval,
+            gpu_request=spec.gpu_request,
         )
 
     def _pyslurm_client(self, spec: SlurmClusterSpec) -> SlurmClient:
@@ -222,6 +261,7 @@ class Sites:
                 cancel_confirm_timeout=self._settings.cancel_confirm,
                 cancel_poll_interval=self._settings.cancel_poll_interval,
                 pyslurm_module=self._pyslurm_module,
+                gpu_request=spec.gpu_request,
             )
         except SlurmUnavailable as exc:  # pyslurm is not installed (or does not load)
             raise SiteError(Reason.BACKEND_UNAVAILABLE, exc.message) from exc
@@ -234,6 +274,7 @@ class Sites:
             command_timeout=self._settings.command_timeout,
             cancel_confirm_timeout=self._settings.cancel_confirm,
             cancel_poll_interval=self._settings.cancel_poll_interval,
+            gpu_request=spec.gpu_request,
         )
 
     def _ssh_pool(self) -> Any:

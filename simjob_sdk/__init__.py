@@ -12,7 +12,8 @@ The models are the operator's own (``simjob_operator.api``, which imports only
 pydantic); the operator's other layers are never imported. Modules: ``client``
 (``SimJobClient``), ``aio`` (``AsyncSimJobClient``), ``errors`` (the exception tree),
 ``objects`` (what calls return), ``watching``, ``queueing``, ``logs``, ``slurm`` and
-``runkeys`` (run keys on a spec, a rerun's spec), ``cli`` (the ``simjob`` command). See docs/sdk.md.
+``runkeys`` (run keys on a spec, a rerun's spec), ``usage`` (the usage ledger), ``cli``
+(the ``simjob`` command). See docs/sdk.md.
 """
 
 from simjob_operator.api.simjob import (
@@ -34,6 +35,7 @@ from simjob_sdk.errors import (
 )
 from simjob_sdk.objects import Outputs, Progress, SimJobObject, WatchEvent
 from simjob_sdk.slurm import SlurmAccess
+from simjob_sdk.usage import UsageRecord, UsageReport, UsageTotals
 
 __all__ = [
     "AsyncSimJobClient",
@@ -53,5 +55,8 @@ __all__ = [
     "SimJobStatus",
     "SlurmAccess",
     "TimedOut",
+    "UsageRecord",
+    "UsageReport",
+    "UsageTotals",
     "WatchEvent",
 ]

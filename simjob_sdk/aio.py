@@ -17,7 +17,7 @@ import inspect
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from simjob_operator.api.simjob import SimJobSpec
 from simjob_sdk.client import SimJobClient
 from simjob_sdk.objects import Outputs, SimJobObject, WatchEvent
 from simjob_sdk.slurm import SlurmAccess
+from simjob_sdk.usage import UsageReport
 
 AsyncOnChange = Callable[[SimJobObject], None] | Callable[[SimJobObject], Awaitable[None]]
 _END = object()
@@ -102,8 +103,17 @@ class AsyncSimJobClient:
     ) -> builtins.list[Path]:
         return await asyncio.to_thread(self.sync.download, name, path, namespace=namespace)
 
-    async def usage(self, *, owner: str | None = None, since: datetime | None = None) -> Any:
-        return await asyncio.to_thread(self.sync.usage, owner=owner, since=since)
+    async def usage(
+        self,
+        *,
+        owner: str | None = None,
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+        namespace: str | None = None,
+    ) -> UsageReport:
+        return await asyncio.to_thread(
+            self.sync.usage, owner=owner, since=since, until=until, namespace=namespace
+        )
 
     async def wait(
         self,

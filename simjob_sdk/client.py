@@ -1,7 +1,7 @@
 """``SimJobClient``: the synchronous SDK a science gateway uses to run SimJobs.
 
 Submit (idempotent by name), get, list, cancel, delete, wait (a watch), watch, logs,
-outputs/download, queue position, rerun, usage (a seam). Every call goes through
+outputs/download, queue position, rerun, usage (the ledger: ``usage``). Every call goes through
 ``simjob_sdk.errors.judged``: callers see ``SimJobError``s only. The spec is the
 operator's own ``SimJobSpec`` (``simjob_operator.api.simjob``); results are
 ``simjob_sdk.objects.SimJobObject``. Neighbours: ``connection`` (the ApiClient),
@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from simjob_sdk.errors import (
 )
 from simjob_sdk.objects import Outputs, SimJobObject, WatchEvent
 from simjob_sdk.slurm import SlurmAccess
+from simjob_sdk.usage import UsageReport, read_usage
 
 RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)
 # Not part of a SimJob's identity when a submit finds one of its name.
@@ -414,9 +415,25 @@ class SimJobClient:
             written.append(target)
         return written
 
-    def usage(self, *, owner: str | None = None, since: datetime | None = None) -> Any:
-        """Resource use per owner: waits for the accounting issue (the seam)."""
-        raise NotImplementedError(
-            "usage(owner=, since=) needs the accounting issue (usage records per owner); "
-            "until it lands, read status.usage of finished SimJobs from list()"
+    def usage(
+        self,
+        *,
+        owner: str | None = None,
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+        namespace: str | None = None,
+    ) -> UsageReport:
+        """The usage ledger (docs/accounting.md): the SimUsage records of the namespace,
+        one per owner x tier x UTC day, of ``owner`` (default: every owner) for the days
+        ``since``..``until`` (inclusive, UTC days); ``.total()``, ``.by_tier()``."""
+        ns = self._ns(namespace)
+        report: UsageReport = self._retrying(
+            f"LIST SimUsages in {ns}",
+            read_usage,
+            self._apis.custom.list_namespaced_custom_object,
+            ns,
+            owner=owner,
+            since=since,
+            until=until,
         )
+        return report

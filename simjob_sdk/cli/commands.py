@@ -10,11 +10,13 @@ Built on ``simjob_sdk.client.SimJobClient``; printing in ``simjob_sdk.cli.render
 
 from __future__ import annotations
 
+import json
 import queue
 import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -404,22 +406,36 @@ def delete(
 
 
 @cli.command()
-@click.option("--owner", default=None, help="Whose use (default: everyone's).")
-@click.option("--since", type=click.DateTime(), default=None, help="From this date.")
+@click.option("--owner", default=None, help="Whose use (default: every owner's).")
+@click.option(
+    "--since", type=click.DateTime(["%Y-%m-%d"]), default=None, help="From this UTC day on."
+)
+@click.option(
+    "--until", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Up to this UTC day."
+)
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json"]), default="table", help="Format."
+)
 @connection_options
 @click.pass_context
 def usage(
     ctx: click.Context,
     owner: str | None,
-    since: Any,
+    since: datetime | None,
+    until: datetime | None,
+    output: str,
     namespace: str | None,
     kubeconfig: str | None,
     context: str | None,
 ) -> None:
-    """Resource use per owner (needs the accounting issue; not available yet)."""
+    """Resource use from the usage ledger: per day, owner and tier, and the total."""
 
     def body(client: SimJobClient, session: Session) -> int:
-        session.console.print(client.usage(owner=owner, since=since))
+        report = client.usage(owner=owner, since=since, until=until)
+        if output == "json":
+            session.console.print_json(json.dumps(render.usage_json(report)))
+        else:
+            render.usage_table(session.console, report)
         return EXIT_OK
 
     _run(ctx, body, namespace, kubeconfig, context)

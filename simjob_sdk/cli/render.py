@@ -5,7 +5,8 @@ MESSAGE); ``dump`` prints the raw objects as JSON or YAML. ``LiveView`` is the l
 ``watch`` and ``--wait`` show: phase, queue position and reason while queued, a progress
 bar (rich) from ``status.progress`` while running, the exit code and message at the
 end; on a terminal it redraws in place (rich Live), elsewhere it prints one line per
-change. Used by ``simjob_sdk.cli.commands``.
+change. ``usage_table``/``usage_json`` print the usage ledger (``simjob usage``).
+Used by ``simjob_sdk.cli.commands``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from simjob_sdk.objects import SimJobObject
+from simjob_sdk.usage import UsageReport, UsageTotals
 
 PHASE_STYLE = {
     "Pending": "dim",
@@ -172,3 +174,58 @@ class LiveView:
         elif line != self.last_line:
             self.console.print(line, markup=False, highlight=False)
         self.last_line = line
+
+
+def _totals_json(totals: UsageTotals) -> dict[str, Any]:
+    return {
+        "simJobs": totals.sim_jobs,
+        "outcomes": dict(totals.outcomes),
+        "wallSeconds": str(totals.wall_seconds),
+        "cpuSeconds": str(totals.cpu_seconds),
+        "gpuSeconds": str(totals.gpu_seconds),
+        "memoryGiBSeconds": str(totals.memory_gib_seconds),
+    }
+
+
+def usage_json(report: UsageReport) -> dict[str, Any]:
+    """The ledger records and their total, seconds as exact decimal strings."""
+    return {
+        "records": [
+            {
+                "period": record.period.isoformat(),
+                "owner": record.owner,
+                "tier": record.tier,
+                **_totals_json(record.totals),
+            }
+            for record in report.records
+        ],
+        "total": _totals_json(report.total()),
+    }
+
+
+def usage_table(console: Console, report: UsageReport) -> None:
+    """PERIOD OWNER TIER SIMJOBS SUCCEEDED FAILED CPU-S GPU-S MEM-GIB-S WALL-S, and TOTAL."""
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("PERIOD", "OWNER", "TIER", "SIMJOBS", "SUCCEEDED", "FAILED"):
+        table.add_column(column)
+    for column in ("CPU-S", "GPU-S", "MEM-GIB-S", "WALL-S"):
+        table.add_column(column, justify="right")
+
+    def row(period: str, owner: str, tier: str, totals: UsageTotals) -> None:
+        table.add_row(
+            period,
+            owner,
+            tier,
+            str(totals.sim_jobs),
+            str(totals.outcomes.get("Succeeded", 0)),
+            str(totals.outcomes.get("Failed", 0)),
+            str(totals.cpu_seconds),
+            str(totals.gpu_seconds),
+            str(totals.memory_gib_seconds),
+            str(totals.wall_seconds),
+        )
+
+    for record in report.records:
+        row(record.period.isoformat(), record.owner, record.tier, record.totals)
+    row("TOTAL", "", "", report.total())
+    console.print(table)

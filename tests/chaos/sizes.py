@@ -30,6 +30,9 @@ class Size:
     slurmctld_restarts: int  # scenario 5
     sshd_kills: int  # scenario 6
     sshd_down_s: float  # scenario 6: seconds sshd stays dead
+    ledger_simjobs: int  # scenario 7: SimJobs counted in the usage ledger under kill -9
+    ledger_kills: int  # scenario 7
+    ledger_span_s: float  # scenario 7: the kills happen within this many seconds
     finish_s: float  # deadline for every SimJob of a scenario to end
     test_timeout_s: int  # pytest-timeout of each scenario
 
@@ -49,6 +52,9 @@ CI = Size(
     slurmctld_restarts=1,
     sshd_kills=1,
     sshd_down_s=3.0,
+    ledger_simjobs=40,
+    ledger_kills=3,
+    ledger_span_s=15.0,
     finish_s=180.0,
     test_timeout_s=420,
 )
@@ -68,6 +74,9 @@ FULL = Size(
     slurmctld_restarts=2,
     sshd_kills=3,
     sshd_down_s=10.0,
+    ledger_simjobs=200,
+    ledger_kills=10,
+    ledger_span_s=60.0,
     finish_s=480.0,
     test_timeout_s=1200,
 )

@@ -310,7 +310,12 @@ def operator(
     kube: Kube, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     kube.run("apply", "-f", str(REPO / "crds"))
-    for crd in ("simjobs.simjob.io", "simtiers.simjob.io", "slurmclusters.simjob.io"):
+    for crd in (
+        "simjobs.simjob.io",
+        "simtiers.simjob.io",
+        "slurmclusters.simjob.io",
+        "simusages.simjob.io",
+    ):
         kube.run("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
     kube.apply(
         *(

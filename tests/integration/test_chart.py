@@ -70,6 +70,8 @@ NAMESPACED_RULES = [
     {"apiGroups": ["simjob.io"], "resources": ["simjobs"],
      "verbs": ["get", "list", "watch", "patch", "delete"]},
     {"apiGroups": ["simjob.io"], "resources": ["simjobs/status"], "verbs": ["patch"]},
+    {"apiGroups": ["simjob.io"], "resources": ["simusages"], "verbs": ["get", "create"]},
+    {"apiGroups": ["simjob.io"], "resources": ["simusages/status"], "verbs": ["patch"]},
     {"apiGroups": ["batch"], "resources": ["jobs"],
      "verbs": ["get", "list", "watch", "create", "delete"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "deletecollection"]},

@@ -40,7 +40,12 @@ def operator(
         yield SESSION_OPERATORS[0]
         return
     kube.run("apply", "-f", str(REPO / "crds"))
-    for crd in ("simjobs.simjob.io", "simtiers.simjob.io", "slurmclusters.simjob.io"):
+    for crd in (
+        "simjobs.simjob.io",
+        "simtiers.simjob.io",
+        "slurmclusters.simjob.io",
+        "simusages.simjob.io",
+    ):
         kube.run("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
     kube.apply(
         *(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -193,8 +195,36 @@ def test_logs_need_a_pod_and_outputs_on_kubernetes(client: SimJobClient) -> None
     outputs = client.outputs("waiting")
     assert outputs.backend == "kubernetes"
     assert outputs.location is None
-    with pytest.raises(NotImplementedError, match="accounting"):
-        client.usage(owner="x")
+
+
+def test_usage_reads_the_ledger(client: SimJobClient, namespace: str) -> None:
+    """Two finished SimJobs of one owner show up, counted once each, in the ledger the
+    SDK reads (docs/accounting.md); another owner's and earlier days are filtered out."""
+    # "alice": an owner the test namespaces allow (the owner policy, helm.md)
+    client.submit(spec(run_seconds=1, owner="alice"), name="paid-1")
+    client.submit(spec(run_seconds=1, fail_exit_code=3, owner="alice"), name="paid-2")
+    client.submit(spec(run_seconds=1), name="other-owner")
+    for name in ("paid-1", "paid-2", "other-owner"):
+        client.wait(name, timeout=60)
+
+    def counted() -> Any:
+        report = client.usage(owner="alice")
+        return report if report.total().sim_jobs == 2 else None
+
+    report = wait_for(counted, timeout=30, what="both SimJobs counted")
+    (record,) = report.records
+    assert (record.owner, record.tier, record.namespace) == ("alice", "it-wide", namespace)
+    assert record.totals.outcomes == {"Succeeded": 1, "Failed": 1}
+    jobs = [client.get(name) for name in ("paid-1", "paid-2")]
+    assert {job.status.accounted_in for job in jobs} == {record.name}
+    wall = sum(Decimal(f"{job.status.usage.wall_seconds:.3f}") for job in jobs if job.status.usage)
+    assert record.totals.wall_seconds == wall
+    assert report.by_tier()["it-wide"] == record.totals
+    tomorrow = record.period + timedelta(days=1)
+    assert client.usage(owner="alice", since=tomorrow).records == []
+    everyone = client.usage()
+    assert everyone.total().sim_jobs == 3
+    assert set(everyone.by_owner()) == {"alice", namespace}
 
 
 def test_run_key_fields_pass_through_and_rerun_never_reuses(client: SimJobClient) -> None:

@@ -1,7 +1,7 @@
 """The one in-memory ``kube.seam.KubeApi`` of the unit tests.
 
-``FakeKube`` holds SimJobs, SimTiers, Jobs, pods, SlurmClusters and Secrets in
-dicts and behaves like the API server where the operator depends on it: status
+``FakeKube`` holds SimJobs, SimTiers, Jobs, pods, SlurmClusters, Secrets and
+SimUsages in dicts and behaves like the API server where the operator depends on it: status
 patches are JSON merge patches checked against the resourceVersion precondition
 (``Conflict``), writes to a missing object raise ``Gone``, a second create of a
 Job raises ``AlreadyExists``, deletes honour the uid precondition. Every call is
@@ -50,6 +50,7 @@ class FakeKube:
         self.secrets: dict[Key, dict[str, bytes]] = {}
         self.secret_labels: dict[Key, dict[str, str]] = {}  # labels of self.secrets
         self.logs: dict[Key, str] = {}  # pod logs, by (namespace, pod name)
+        self.simusages: dict[Key, Body] = {}  # the usage ledger
         self.calls: Counter[str] = Counter()
         self.log: list[str] = []  # "call argument" for the calls tests follow in order
         self.status_patches: list[tuple[Key, Body]] = []
@@ -253,6 +254,36 @@ class FakeKube:
         if data is None:
             return None
         return SecretData(dict(data), dict(self.secret_labels.get((namespace, name), {})))
+
+    # ------------------------------------------------------------------ SimUsages
+
+    async def get_simusage(self, namespace: str, name: str) -> Body | None:
+        self._enter("get_simusage")
+        body = self.simusages.get((namespace, name))
+        return copy.deepcopy(body) if body is not None else None
+
+    async def create_simusage(self, namespace: str, body: Body) -> Body:
+        self._enter("create_simusage")
+        name = body["metadata"]["name"]
+        if (namespace, name) in self.simusages:
+            raise AlreadyExists(f"SimUsage {namespace}/{name} exists", status=409)
+        stored = self._stamp(copy.deepcopy(body))
+        stored.pop("status", None)  # the status subresource: a create sets no status
+        self.simusages[(namespace, name)] = stored
+        return copy.deepcopy(stored)
+
+    async def patch_simusage_status(
+        self, namespace: str, name: str, status: Body, *, resource_version: str
+    ) -> Body:
+        self._enter("patch_simusage_status")
+        body = self.simusages.get((namespace, name))
+        if body is None:
+            raise Gone(f"SimUsage {namespace}/{name} is gone", status=404)
+        if body["metadata"]["resourceVersion"] != resource_version:
+            raise Conflict(f"SimUsage {namespace}/{name} changed", status=409)
+        body["status"] = _merge(body.get("status") or {}, status)
+        self._stamp(body)
+        return copy.deepcopy(body)
 
     # ------------------------------------------------------------------ Events
 

@@ -81,6 +81,7 @@ def test_generated_files_are_named_like_controller_gen() -> None:
     assert sorted(gen.rendered_files()) == [
         "simjob.io_simjobs.yaml",
         "simjob.io_simtiers.yaml",
+        "simjob.io_simusages.yaml",
         "simjob.io_slurmclusters.yaml",
     ]
 

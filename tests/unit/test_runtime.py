@@ -83,8 +83,10 @@ def test_a_simjob_goes_from_event_to_succeeded_within_its_slots() -> None:
 
     asyncio.run(asyncio.wait_for(main(), 30))
     assert kube.calls["create_job"] == 2
-    phases = [patch.get("phase") for key, patch in kube.status_patches if key == ("lab", "first")]
+    patches = [patch for key, patch in kube.status_patches if key == ("lab", "first")]
+    phases = [patch["phase"] for patch in patches if "phase" in patch]
     assert phases[-1] == "Succeeded"
+    assert patches[-1] == {"accountedIn": "2025-01-01.lab.small"}  # then counted, once
     reasons = [event["reason"] for event in kube.events if event["regarding"]["name"] == "first"]
     assert reasons[-1] == "Completed"
 
@@ -93,8 +95,8 @@ def test_a_backlog_costs_a_bounded_number_of_writes_per_simjob() -> None:
     """60 SimJobs on 2 slots (each Job completes as soon as it exists): admission reads
     the cache, not the cluster (one LIST at start), and each SimJob's status is written
     a bounded number of times whatever the backlog: the queue entry, its arrival at the
-    head, the admission and the end. The quadratic cost (a write per waiting SimJob per
-    admission) must not come back unseen."""
+    head, the admission, the end and the usage ledger's marker. The quadratic cost (a
+    write per waiting SimJob per admission) must not come back unseen."""
     kube = FakeKube()
     kube.add_simtier("small", tier_spec(maxConcurrentPerOwner=2))
     names = [f"sim-{index:02d}" for index in range(60)]
@@ -131,8 +133,10 @@ def test_a_backlog_costs_a_bounded_number_of_writes_per_simjob() -> None:
 
     asyncio.run(asyncio.wait_for(main(), 90))
     writes = {name: len(kube.patches_of("lab", name)) for name in names}
-    assert max(writes.values()) <= 4, writes  # entry, head, admission, end
-    assert sum(writes.values()) / len(names) <= 4
+    # entry, head, admission, end, and the usage ledger's marker (docs/accounting.md)
+    assert max(writes.values()) <= 5, writes
+    assert sum(writes.values()) / len(names) <= 5
+    assert all(kube.status_of("lab", name).get("accountedIn") for name in names)
     # Two LISTs at start (the admission seed; the Slurm pollers' start-up tracking), none
     # per admission pass: passes read the cache.
     assert kube.calls["list_simjobs"] == 2

@@ -1,7 +1,7 @@
 """Generating the CustomResourceDefinitions from the pydantic models.
 
 ``models`` is the single source of truth of the API. This module takes the
-structural schemas of ``SimJob``, ``SimTier`` and ``SlurmCluster``
+structural schemas of ``SimJob``, ``SimTier``, ``SlurmCluster`` and ``SimUsage``
 (``structural_schema``), adds
 ``apiVersion``/``kind``/``metadata`` and a kopf-tolerant ``status``, wraps them into
 ``apiextensions.k8s.io/v1`` CustomResourceDefinition dicts (status subresource,
@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from simjob_operator.api import names as c
 from simjob_operator.api.simjob import SimJob
 from simjob_operator.api.simtier import SimTier
+from simjob_operator.api.simusage import SimUsage
 from simjob_operator.api.slurmcluster import SlurmCluster
 from simjob_operator.api.structural_schema import JsonDict, SchemaError, structural_schema
 
@@ -116,6 +117,21 @@ SLURMCLUSTER_COLUMNS: Final = (
         priority=1,
     ),
 )
+SIMUSAGE_COLUMNS: Final = (
+    _column("Owner", "string", ".spec.owner", "The SimJobs' owner."),
+    _column("Tier", "string", ".spec.tier", "The SimTier."),
+    _column("Period", "string", ".spec.period", "The UTC day the SimJobs finished on."),
+    _column("SimJobs", "integer", ".status.simJobs", "Finished SimJobs counted."),
+    _column("Succeeded", "integer", ".status.outcomes.Succeeded", "Of which Succeeded."),
+    _column("Failed", "integer", ".status.outcomes.Failed", "Of which Failed.", priority=1),
+    _column("CPU-Seconds", "string", ".status.cpuSeconds", "CPU-seconds, summed."),
+    _column("GPU-Seconds", "string", ".status.gpuSeconds", "GPU-seconds, summed."),
+    _column("Memory-GiB-Seconds", "string", ".status.memoryGiBSeconds", "GiB-seconds, summed."),
+    _column("Wall-Seconds", "string", ".status.wallSeconds", "Wall seconds.", priority=1),
+    AGE_COLUMN,
+)
+# `kubectl get su --field-selector spec.owner=alice`
+SIMUSAGE_SELECTABLE: Final = (".spec.owner", ".spec.tier", ".spec.period")
 # `kubectl get sj --field-selector spec.tier=basic`; also lets the operator list
 # one tier's SimJobs server-side.
 SIMJOB_SELECTABLE: Final = (".spec.tier", ".spec.backend", ".status.phase", ".status.owner")
@@ -163,7 +179,7 @@ def _crd(
 
 
 def generate_crds() -> list[JsonDict]:
-    """The CustomResourceDefinitions of the API: SimJob, SimTier, SlurmCluster."""
+    """The CustomResourceDefinitions of the API: SimJob, SimTier, SlurmCluster, SimUsage."""
     return [
         _crd(
             kind=c.SIMJOB_KIND,
@@ -192,6 +208,16 @@ def generate_crds() -> list[JsonDict]:
             scope="Cluster",
             schema=_top_level_schema(SlurmCluster),
             columns=SLURMCLUSTER_COLUMNS,
+        ),
+        _crd(
+            kind=c.SIMUSAGE_KIND,
+            plural=c.SIMUSAGE_PLURAL,
+            singular=c.SIMUSAGE_SINGULAR,
+            short_names=c.SIMUSAGE_SHORT_NAMES,
+            scope="Namespaced",
+            schema=_top_level_schema(SimUsage),
+            columns=SIMUSAGE_COLUMNS,
+            selectable=SIMUSAGE_SELECTABLE,
         ),
     ]
 

@@ -29,6 +29,11 @@ SLURMCLUSTER_PLURAL: Final = "slurmclusters"
 SLURMCLUSTER_SINGULAR: Final = "slurmcluster"
 SLURMCLUSTER_SHORT_NAMES: Final = ("slc",)
 
+SIMUSAGE_KIND: Final = "SimUsage"
+SIMUSAGE_PLURAL: Final = "simusages"
+SIMUSAGE_SINGULAR: Final = "simusage"
+SIMUSAGE_SHORT_NAMES: Final = ("su",)
+
 # Everything the operator owns carries these labels; keys under the group are
 # reserved and users may not set them through spec.podMetadata.
 RESERVED_PREFIX: Final = f"{GROUP}/"
@@ -36,6 +41,7 @@ LABEL_NAME: Final = f"{GROUP}/name"
 LABEL_OWNER: Final = f"{GROUP}/owner"
 LABEL_TIER: Final = f"{GROUP}/tier"
 LABEL_UID: Final = f"{GROUP}/uid"
+LABEL_PERIOD: Final = f"{GROUP}/period"  # SimUsage: the day (YYYY-MM-DD, UTC)
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "simjob-operator"
 

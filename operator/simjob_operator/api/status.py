@@ -105,6 +105,12 @@ class Usage(ApiModel):
         description="Who measured: unset (the operator, from start and end times) or the "
         "backend's accounting (e.g. sacct: its elapsed time and allocated CPUs).",
     )
+    gpu_seconds: float = Field(default=0.0, description="wallSeconds times the granted GPUs.")
+    memory_gib_seconds: float = Field(
+        default=0.0,
+        alias="memoryGiBSeconds",
+        description="wallSeconds times the granted memory in GiB.",
+    )
 
 
 class ReusedFrom(ApiModel):
@@ -156,7 +162,14 @@ class SimJobStatus(ApiModel):
         default=None, description="What the tier granted at admission (never changes after)."
     )
     usage: Usage | None = Field(
-        default=None, description="Resource use of the run, written when it finishes."
+        default=None,
+        description="Resource use of the run: final once it finished; so far while it runs "
+        "(carried by status writes made anyway, e.g. progress).",
+    )
+    accounted_in: str | None = Field(
+        default=None,
+        description="The SimUsage (same namespace) this finished SimJob is counted in; "
+        "written once, after the count (docs/accounting.md).",
     )
     progress: Progress | None = Field(
         default=None, description="The newest progress the simulation reported."

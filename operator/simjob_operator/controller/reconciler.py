@@ -14,7 +14,8 @@ cancels a job whose SimJob went away while it was submitted. It never remembers
 edges: every call starts from what the API server and the backend say now, so a
 restart, a missed event or a duplicate event changes nothing. ``finalize`` is the
 same loop for a SimJob being deleted (the on.delete handler's). A finished SimJob
-is ``controller.retention``'s: its outputs are removed after the grant's
+is counted in the usage ledger (``controller.accounting``), then is
+``controller.retention``'s: its outputs are removed after the grant's
 outputRetentionSeconds, the object deleted after its ttlSecondsAfterFinished.
 
 Errors: a temporary one (the API server or a Slurm site unavailable) is logged as
@@ -39,6 +40,7 @@ from simjob_operator.backends.base import (
     RetryAfter,
     Submitted,
 )
+from simjob_operator.controller.accounting import Accounting
 from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.retention import Expiry
 from simjob_operator.controller.submitter import legacy_grant, record_reference
@@ -102,6 +104,9 @@ class Reconciler:
         self._now = now
         self._expiry = Expiry(
             kube=kube, tiers=tiers, recorder=recorder, removers=removers or {}, now=now
+        )
+        self.accounting = Accounting(  # counts a finished SimJob, then Expiry tends it
+            kube=kube, now=now, then=self._expiry.tend, on_stored=recorder.on_stored
         )
         # A test seam: runs right after a backend object was submitted, before its
         # reference is recorded (where a crash is worst). Never set in production.
@@ -199,7 +204,7 @@ class Reconciler:
         if record.deleting:
             return None  # the on.delete handler (finalize) owns it now
         if is_terminal(record.phase):
-            return await self._expiry.tend(record, log)
+            return await self.accounting.finished(record, log)
 
         resolution: Effective | Rejection | None = None
         if not record.admitted:
@@ -298,7 +303,7 @@ class Reconciler:
             log.info("stopping %s: %s", backend.backend_id(record), verdict.reason)
             if not gone:
                 log.info("%s is being removed in the background", backend.backend_id(record))
-            return await self._expiry.tend(record, log)
+            return await self.accounting.finished(record, log)
         if verdict.action == Action.STOP:
             gone = await backend.cancel(record)
             log.info("stopping %s: %s", backend.backend_id(record), "gone" if gone else "waiting")
@@ -306,7 +311,7 @@ class Reconciler:
         if verdict.action == Action.SUBMIT:
             return await self._submit(record, backend, log)
         if verdict.terminal:
-            return await self._expiry.tend(record, log)
+            return await self.accounting.finished(record, log)
         return None
 
     async def _submit(
@@ -364,6 +369,8 @@ class Reconciler:
         if is_terminal(record.phase):
             # Nothing runs and the slot is free: ask once, do not wait for pods'
             # grace periods (the owner reference garbage-collects the rest).
+            # Counted in the usage ledger before the finalizer may go.
+            await self.accounting.account(record, log)
             await backend.cancel(record)
             log.info("deleted; removing %s in the background", backend.backend_id(record))
             return True
@@ -392,5 +399,6 @@ class Reconciler:
                 # It went away during this pass: the next pass observes it absent and
                 # records the end (Cancelled, reason Deleted, with its Event).
                 return False
+        await self.accounting.account(stored, log)  # it ended just now: counted first
         self._slot_freed()
         return True

@@ -3,7 +3,8 @@
 ``phases.next_phase`` decides *what* happens; ``build_status`` writes it down as
 a ``models.SimJobStatus`` (standard conditions whose lastTransitionTime only
 moves when their status changes, queuedTime/startTime/completionTime, exit code,
-usage = wall time x tier CPUs), and ``status_patch`` reduces old -> new to a JSON
+usage = wall time x granted CPUs, GPUs and GiB; so far while running, when a write
+happens anyway), and ``status_patch`` reduces old -> new to a JSON
 merge patch (``None`` deletes a key). Pure; used by ``reconciling`` and
 ``admitting``.
 """
@@ -26,7 +27,7 @@ from simjob_operator.core.phases import (
     Verdict,
 )
 from simjob_operator.core.progress import ProgressReport
-from simjob_operator.core.quantities import QuantityError, cpu_cores
+from simjob_operator.core.quantities import QuantityError, cpu_cores, memory_bytes
 from simjob_operator.core.times import format_time, parse_time
 
 _CONDITION_ORDER = (c.COND_ADMITTED, c.COND_RUNNING, c.COND_FINISHED)
@@ -66,13 +67,20 @@ def set_conditions(
 def _usage(status: SimJobStatus, end: datetime) -> Usage:
     start = parse_time(status.start_time)
     wall = max(0.0, (end - start).total_seconds()) if start is not None else 0.0
-    cores = 0.0
+    cores = gib = 0.0
+    gpus = status.resources.gpu if status.resources is not None else 0
     if status.resources is not None:
         try:
             cores = cpu_cores(status.resources.cpu)
+            gib = memory_bytes(status.resources.memory) / 2**30
         except QuantityError:
-            cores = 0.0
-    return Usage(wall_seconds=round(wall, 3), cpu_seconds=round(wall * cores, 3))
+            cores = gib = 0.0
+    return Usage(
+        wall_seconds=round(wall, 3),
+        cpu_seconds=round(wall * cores, 3),
+        gpu_seconds=round(wall * gpus, 3),
+        memory_gib_seconds=round(wall * gib, 3),
+    )
 
 
 def build_status(
@@ -88,7 +96,39 @@ def build_status(
     workspace: WorkspaceStatus | None = None,
     progress: ProgressReport | None = None,
 ) -> SimJobStatus:
-    """The status after ``verdict``. Pure; ``status`` is not modified."""
+    """The status after ``verdict``. Pure; ``status`` is not modified. A running
+    SimJob's usage so far rides along when the status is written anyway (a progress
+    or reason change): it never causes a write of its own."""
+    new = _build(
+        status,
+        verdict,
+        now=now,
+        generation=generation,
+        owner=owner,
+        observation=observation,
+        grant=grant,
+        backend_ref=backend_ref,
+        workspace=workspace,
+        progress=progress,
+    )
+    if new.phase == Phase.RUNNING.value and new.start_time is not None and new != status:
+        new.usage = _usage(new, now)
+    return new
+
+
+def _build(
+    status: SimJobStatus,
+    verdict: Verdict,
+    *,
+    now: datetime,
+    generation: int,
+    owner: str | None = None,
+    observation: Observation | None = None,
+    grant: Grant | None = None,
+    backend_ref: BackendRef | None = None,
+    workspace: WorkspaceStatus | None = None,
+    progress: ProgressReport | None = None,
+) -> SimJobStatus:
     new = status.model_copy(deep=True)
     old_phase = Phase(status.phase) if status.phase else None
     phase = verdict.phase

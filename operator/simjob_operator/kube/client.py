@@ -43,6 +43,7 @@ from simjob_operator.kube.seam import (
     Unavailable,
 )
 from simjob_operator.kube.translate import judged
+from simjob_operator.kube.usage import UsageCalls
 
 RETRY_AFTER_MAX = 10.0  # seconds: a 429's Retry-After is honoured up to this
 
@@ -62,7 +63,7 @@ def load_configuration(limits: Limits = SETTINGS.limits) -> Configuration:
     return configuration
 
 
-class Kube:
+class Kube(UsageCalls):
     """The API calls the operator makes (``kube.seam.KubeApi``); each one a coroutine."""
 
     def __init__(

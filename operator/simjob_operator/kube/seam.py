@@ -1,7 +1,7 @@
 """The Kubernetes API as the operator uses it: one protocol, its errors.
 
 ``KubeApi`` lists every call the operator makes (SimJobs, SimTiers, Jobs, pods,
-SlurmClusters, Secrets, Events), in plain dicts. ``kube.client.Kube`` implements it
+SlurmClusters, Secrets, SimUsages, Events), in plain dicts. ``kube.client.Kube`` implements it
 over the synchronous ``kubernetes`` client in threads; ``tests/support/fake_kube``
 in memory. The errors say what a caller can do about a failure, decided once here
 (as crate-operator's ``call_kubeapi`` does) instead of at every call site:
@@ -96,6 +96,13 @@ class KubeApi(Protocol):
     async def patch_slurmcluster_status(self, name: str, status: Body) -> Body | None: ...
     async def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None: ...
     async def get_secret(self, namespace: str, name: str) -> SecretData | None: ...
+
+    # SimUsages (the usage ledger; kube.usage)
+    async def get_simusage(self, namespace: str, name: str) -> Body | None: ...
+    async def create_simusage(self, namespace: str, body: Body) -> Body: ...
+    async def patch_simusage_status(
+        self, namespace: str, name: str, status: Body, *, resource_version: str
+    ) -> Body: ...
 
     # Events
     async def post_event(

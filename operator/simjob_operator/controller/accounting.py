@@ -1,0 +1,196 @@
+"""The end of a SimJob: counted once in the usage ledger, then deleted after its TTL.
+
+``Accounting.account`` folds a finished SimJob into the SimUsage of its owner, tier
+and day (``core.ledger``) exactly once, across kill -9 at any line, conflicts and
+restarts, by a two-step protocol whose every write carries a resourceVersion
+precondition:
+
+1. read the ledger (create it empty if missing), THEN read the SimJob;
+   the SimJob is gone -> nothing to do (it was counted before its finalizer went);
+   it carries its marker (``status.accountedIn``) -> done;
+2. its uid is not in the ledger's ``pending`` -> fold: totals += its usage and its uid
+   into ``pending``, one status PATCH of the ledger (409 -> start again at 1);
+3. write the marker into the SimJob's status (409 -> start again at 1);
+4. remove the uid from ``pending`` (best effort: what a crash leaves there is swept by
+   a later fold once ``pending`` holds ``SWEEP_AT`` entries).
+
+Why it is exact: a fold happens only when the uid is neither pending nor marked, as
+seen by reads made after the ledger version the fold is conditioned on; the marker is
+written only after the fold is stored and is never removed, and a uid leaves
+``pending`` only once its marker is stored (or its SimJob is gone). A crash before 2's
+write -> folded later; between 2 and 3 -> the uid is pending: only the marker is
+written; after 3 -> done. ``finished`` is what the reconciler calls for a finished
+SimJob: account it, then hand it to ``controller.retention`` (outputs, the TTL purge),
+so the purge never removes an uncounted SimJob; nor does the on.delete handler, which
+calls ``account`` before it lets the finalizer go. docs/accounting.md.
+Neighbours: ``core.ledger`` (pure), ``kube.usage`` (the calls), ``controller.reconciler``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from simjob_operator.api.simusage import MAX_PENDING, SimUsageSpec, SimUsageStatus
+from simjob_operator.core.ledger import (
+    charge_of,
+    fold,
+    is_pending,
+    ledger_body,
+    ledger_name,
+    matches,
+    unpend,
+)
+from simjob_operator.core.logs import ObjectLogger
+from simjob_operator.core.phases import is_terminal
+from simjob_operator.core.view import SimJobRecord
+from simjob_operator.kube.seam import AlreadyExists, Body, Conflict, KubeApi, Refused
+
+SWEEP_AT = 32  # pending entries left by crashes are looked up once there are this many
+# A test seam: called with "folded" / "marked" after that step's write, where a crash
+# matters (tests/support/crash_hooks.py). Never set in production.
+AfterStep = Callable[[str, SimJobRecord], None]
+Then = Callable[[SimJobRecord, ObjectLogger], Awaitable[float | None]]
+
+
+class Accounting:
+    def __init__(
+        self,
+        *,
+        kube: KubeApi,
+        now: Callable[[], datetime],
+        then: Then,
+        on_stored: Callable[[dict[str, Any]], object] | None = None,
+        attempts: int = 5,
+    ) -> None:
+        self._kube = kube
+        self._now = now
+        self._then = then
+        self._on_stored = on_stored
+        self._attempts = attempts
+        self.after_step: AfterStep | None = None
+
+    async def finished(self, record: SimJobRecord, log: ObjectLogger) -> float | None:
+        """A finished SimJob: count it, then hand it on (``controller.retention``: the
+        TTL purge). Returns seconds until it must be looked at again."""
+        accounted = await self.account(record, log)
+        if accounted is None:
+            return None  # gone meanwhile
+        if accounted.status.accounted_in is None:
+            return 1.0  # lost every race this time: again soon, never purged uncounted
+        return await self._then(accounted, log)
+
+    # ------------------------------------------------------------------ the ledger
+
+    async def account(self, record: SimJobRecord, log: ObjectLogger) -> SimJobRecord | None:
+        """Count a finished SimJob once. Returns it as stored with its marker (or without
+        one after ``attempts`` lost races), None if it is gone."""
+        if record.status.accounted_in is not None or not is_terminal(record.phase):
+            return record
+        charge = charge_of(record)
+        name = ledger_name(charge.owner, charge.tier, charge.period)
+        for _ in range(self._attempts):
+            try:
+                return await self._account_once(record, name, log)
+            except Conflict:
+                log.debug("ledger %s or the SimJob changed meanwhile; again", name)
+        return record
+
+    async def _account_once(
+        self, record: SimJobRecord, name: str, log: ObjectLogger
+    ) -> SimJobRecord | None:
+        ledger = await self._ledger(record, name)
+        body = await self._kube.get_simjob(record.namespace, record.name)  # after the ledger
+        if body is None or (body.get("metadata") or {}).get("uid") != record.uid:
+            return None  # gone: it was counted before its finalizer was removed
+        fresh = SimJobRecord.from_plain(body)
+        if fresh.status.accounted_in is not None:
+            return fresh
+        charge = charge_of(fresh)
+        status = SimUsageStatus.model_validate(ledger.get("status") or {})
+        if not is_pending(status, charge.uid):
+            drop = (
+                await self._sweep(record.namespace, status)
+                if len(status.pending) >= SWEEP_AT
+                else set()
+            )
+            if len(status.pending) - len(drop) >= MAX_PENDING:
+                raise Conflict(f"SimUsage {name}: {MAX_PENDING} SimJobs pending; again later")
+            new = fold(status, charge, now=self._now(), drop=drop)
+            ledger = await self._kube.patch_simusage_status(
+                record.namespace,
+                name,
+                new.to_api(),
+                resource_version=str(ledger["metadata"]["resourceVersion"]),
+            )
+            log.info(
+                "counted in SimUsage %s (%s, %s CPU-s)", name, charge.outcome, charge.cpu_seconds
+            )
+            self._step("folded", fresh)
+        marked = await self._kube.patch_simjob_status(
+            record.namespace,
+            record.name,
+            {"accountedIn": name},
+            resource_version=fresh.resource_version,
+        )
+        if self._on_stored is not None:
+            self._on_stored(marked)
+        stored = SimJobRecord.from_plain(marked)
+        self._step("marked", stored)
+        await self._unpend(record, name, ledger, log)
+        return stored
+
+    async def _ledger(self, record: SimJobRecord, name: str) -> Body:
+        """The ledger object of ``record``'s charge, created empty when missing."""
+        body = await self._kube.get_simusage(record.namespace, name)
+        if body is None:
+            try:
+                body = await self._kube.create_simusage(
+                    record.namespace, ledger_body(record.namespace, charge_of(record))
+                )
+            except AlreadyExists:
+                body = await self._kube.get_simusage(record.namespace, name)
+                if body is None:
+                    raise Conflict(f"SimUsage {name} came and went") from None
+        spec = SimUsageSpec.model_validate(body.get("spec") or {})
+        if not matches(spec, charge_of(record)):
+            raise Refused(f"SimUsage {name} belongs to {spec.owner}/{spec.tier}/{spec.period}")
+        return body
+
+    async def _unpend(
+        self, record: SimJobRecord, name: str, ledger: Body, log: ObjectLogger
+    ) -> None:
+        """Take the marked uid out of ``pending``; a lost race re-reads, a crash leaves it."""
+        for _ in range(self._attempts):
+            status = SimUsageStatus.model_validate(ledger.get("status") or {})
+            if not is_pending(status, record.uid):
+                return
+            try:
+                await self._kube.patch_simusage_status(
+                    record.namespace,
+                    name,
+                    unpend(status, {record.uid}).to_api(),
+                    resource_version=str(ledger["metadata"]["resourceVersion"]),
+                )
+                return
+            except Conflict:
+                fresh = await self._kube.get_simusage(record.namespace, name)
+                if fresh is None:
+                    return
+                ledger = fresh
+        log.info("SimUsage %s: %s stays pending until a later fold sweeps it", name, record.uid)
+
+    async def _sweep(self, namespace: str, status: SimUsageStatus) -> set[str]:
+        """Pending uids whose SimJob is marked or gone (safe to drop: never folded again)."""
+        drop: set[str] = set()
+        for entry in status.pending:
+            body = await self._kube.get_simjob(namespace, entry.name)
+            gone = body is None or (body.get("metadata") or {}).get("uid") != entry.uid
+            if gone or (body or {}).get("status", {}).get("accountedIn"):
+                drop.add(entry.uid)
+        return drop
+
+    def _step(self, step: str, record: SimJobRecord) -> None:
+        if self.after_step is not None:
+            self.after_step(step, record)

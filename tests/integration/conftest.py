@@ -4,7 +4,8 @@
 operator as a subprocess (``python -m kopf run -m simjob_operator.main -A
 --standalone``) with KUBECONFIG from the session fixture ``kubeconfig``; its
 output goes to a log file under pytest's tmp dir (printed on failure), and it
-is stopped by PID. ``OperatorProcess.kill9()``/``start()`` let a test crash
+is stopped by PID; it serves its Prometheus metrics on a free local port
+(``OperatorProcess.metrics_port``). ``OperatorProcess.kill9()``/``start()`` let a test crash
 and restart it. ``kube`` wraps kubectl (JSON in, JSON out, bounded polling);
 ``namespace`` makes a fresh namespace and removes it, SimJobs first, after
 the test. ``SESSION_OPERATORS`` holds the session operator while it runs, so a
@@ -21,6 +22,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -218,6 +220,13 @@ def simjob(
     }
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 # The session's operator while the ``operator`` fixture holds it (at most one).
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM to our child by its PID, SIGKILL after 30 s; waits for it to end."""
@@ -241,6 +250,7 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.log_path = log_dir / "operator-0.log"
+        self.metrics_port = 0  # where it serves /metrics (a free port, chosen at each start)
         self.extra_modules: list[str] = []  # more kopf modules, e.g. tests.support.crash_hooks
 
     def start(self) -> None:
@@ -248,6 +258,8 @@ class OperatorProcess:
         self.starts += 1
         self.log_path = self.log_dir / f"operator-{self.starts}.log"
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        self.metrics_port = free_port()  # test_metrics.py scrapes it
+        env.update(SIMJOB_METRICS_PORT=str(self.metrics_port), SIMJOB_METRICS_ADDRESS="127.0.0.1")
         # SlurmClusters in local mode use the operator's SLURM_CONF: the repo's Slurm
         # (hack/slurm/up.sh; started by the tests that use it, via ``slurm_env``).
         env["SLURM_CONF"] = str(REPO / ".slurm" / "etc" / "slurm.conf")

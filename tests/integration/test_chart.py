@@ -224,6 +224,13 @@ def custom_values(namespaces: list[str], tier_prefix: str) -> dict[str, Any]:
         "logFormat": "json",
         "health": {"port": 9090, "livenessProbe": {"periodSeconds": 30, "failureThreshold": 5},
                    "readinessProbe": {"initialDelaySeconds": 1}},
+        # serviceMonitor stays off: the API server here has no monitoring.coreos.com CRDs
+        # (test_metrics_service_and_service_monitor renders it)
+        "metrics": {"enabled": True, "port": 9091,
+                    "service": {"type": "NodePort",
+                                "annotations": {"prometheus.io/scrape": "true"}},
+                    "serviceMonitor": {"enabled": False, "interval": "15s",
+                                       "scrapeTimeout": "5s", "labels": {"release": "prom"}}},
         "resources": {"requests": {"cpu": "250m", "memory": "300Mi"},
                       "limits": {"cpu": 1, "memory": "1Gi", "ephemeral-storage": "1Gi"}},
         "serviceAccount": {"create": True, "name": "simjob-bot",
@@ -289,7 +296,7 @@ def test_every_rendered_object_is_accepted_by_the_api_server(
         objects = docs(helm.template(values, namespace=system, crds=True))
         kinds = sorted({o["kind"] for o in objects})
         expected = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                    "Deployment", "ServiceAccount"}  # fmt: skip
+                    "Deployment", "Service", "ServiceAccount"}  # fmt: skip
         if flavour == "custom":
             expected |= {"Role", "RoleBinding", "SimTier", "SlurmCluster"}
             assert sum(o["kind"] == "Role" for o in objects) == 4  # 2 served, 2 Secrets
@@ -342,7 +349,18 @@ def test_custom_values_reach_the_deployment(helm: Helm) -> None:
         "--log-format=json",
         "--debug",
     ]
-    assert main["ports"] == [{"name": "health", "containerPort": 9090, "protocol": "TCP"}]
+    assert main["ports"] == [
+        {"name": "health", "containerPort": 9090, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9091, "protocol": "TCP"},
+    ]
+    assert {"name": "SIMJOB_METRICS_PORT", "value": "9091"} in main["env"]
+    (service,) = [o for o in objects if o["kind"] == "Service"]
+    assert service["metadata"]["name"] == "simjob-metrics"
+    assert service["metadata"]["annotations"] == {"prometheus.io/scrape": "true"}
+    assert service["spec"]["type"] == "NodePort"
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9091, "targetPort": "metrics", "protocol": "TCP"}
+    ]
     assert main["livenessProbe"]["periodSeconds"] == 30
     assert main["livenessProbe"]["failureThreshold"] == 5
     assert main["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
@@ -394,9 +412,51 @@ def test_default_values_deployment(helm: Helm) -> None:
     assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in (
         main["env"]
     )
+    # metrics: on by default, on their own port, behind a Service that selects the pod
+    assert {"name": "SIMJOB_METRICS_PORT", "value": "8081"} in main["env"]
+    assert [port["name"] for port in main["ports"]] == ["health", "metrics"]
+    (service,) = [o for o in objects if o["kind"] == "Service"]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"][0]["port"] == 8081
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert "ServiceMonitor" not in {o["kind"] for o in objects}
     rules = {o["kind"]: o.get("rules") for o in objects if o["kind"].endswith("Role")}
     assert rules == {"ClusterRole": CLUSTER_RULES + NAMESPACED_RULES}
     assert "SimTier" not in {o["kind"] for o in objects}
+
+
+def test_metrics_service_and_service_monitor(helm: Helm) -> None:
+    """The ServiceMonitor is rendered only when asked for and scrapes the Service's
+    port; metrics off renders neither the port nor the Service; the metrics port may not
+    be the health port."""
+    values = {"metrics": {"serviceMonitor": {"enabled": True, "interval": "15s",
+                                             "labels": {"release": "prom"}}}}  # fmt: skip
+    objects = docs(helm.template(values, namespace="mon"))
+    (service,) = [o for o in objects if o["kind"] == "Service"]
+    (monitor,) = [o for o in objects if o["kind"] == "ServiceMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["mon"]}
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= (
+        service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+    ]
+
+    objects = docs(helm.template({"metrics": {"enabled": False}}, namespace="mon"))
+    assert {"Service", "ServiceMonitor"}.isdisjoint({o["kind"] for o in objects})
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    main = container(deployment)
+    assert [port["name"] for port in main["ports"]] == ["health"]
+    assert all(env["name"] != "SIMJOB_METRICS_PORT" for env in main["env"])
+
+    result = helm.run(
+        "template", "rel", str(CHART), "--set", "metrics.port=8080", check=False, timeout=60
+    )
+    assert result.returncode != 0
+    assert "metrics.port must differ from health.port" in result.stderr
 
 
 # --------------------------------------------------------------------------- values schema
@@ -412,6 +472,9 @@ def test_default_values_deployment(helm: Helm) -> None:
         (["--set", "image.tag=2"], ["at '/image/tag': got number, want string"]),
         (["--set", "image.registry=x"], ["at '/image': additional properties 'registry'"]),
         (["--set", "health.port=80"], ["at '/health/port': minimum"]),
+        (["--set", "metrics.service.type=External"], ["at '/metrics/service/type'"]),
+        (["--set", "metrics.serviceMonitor.interval=soon"],
+         ["at '/metrics/serviceMonitor/interval'", "pattern"]),
         (["--set-json", 'watchNamespaces="lab"'], ["'/watchNamespaces': got string, want array"]),
         (["--set-json", 'watchNamespaces=["Lab_1"]'], ["at '/watchNamespaces/0'", "pattern"]),
         (["--set", "resources.requests.gpu=1"], ["additional properties 'gpu' not allowed"]),
@@ -506,6 +569,22 @@ def test_install_upgrade_uninstall(helm: Helm, kube: Kube, tmp_path: Path) -> No
         assert pod["spec"]["serviceAccountName"] == fullname
         first_pod = pod["metadata"]["name"]
         assert kube.get("serviceaccounts", fullname, namespace=system) is not None
+        # the metrics Service selects the operator's pod (its EndpointSlice names it)
+        service = kube.get("services", f"{fullname}-metrics", namespace=system)
+        assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+
+        def metrics_endpoint() -> list[str]:
+            slices = kube.items(
+                "endpointslices",
+                namespace=system,
+                selector=f"kubernetes.io/service-name={fullname}-metrics",
+            )
+            return [e.get("targetRef", {}).get("name") for s in slices
+                    for e in s.get("endpoints") or []]  # fmt: skip
+
+        wait_for(lambda: first_pod in metrics_endpoint(), timeout=60,
+                 what="the metrics Service's endpoint to be the operator's pod",
+                 detail=metrics_endpoint)  # fmt: skip
         role = kube.get("clusterroles", cluster_name)
         assert role["rules"] == CLUSTER_RULES + NAMESPACED_RULES
         binding = kube.get("clusterrolebindings", cluster_name)
@@ -553,6 +632,7 @@ def test_install_upgrade_uninstall(helm: Helm, kube: Kube, tmp_path: Path) -> No
         assert f'release "{release}" uninstalled' in result.stdout
         assert kube.get("deployments", fullname, namespace=system) is None
         assert kube.get("serviceaccounts", fullname, namespace=system) is None
+        assert kube.get("services", f"{fullname}-metrics", namespace=system) is None
         assert kube.get("clusterroles", cluster_name) is None
         assert kube.get("clusterrolebindings", cluster_name) is None
         assert kube.get("roles", fullname, namespace=work) is None

@@ -71,3 +71,11 @@ app.kubernetes.io/component: operator
 - --quiet
 {{- end }}
 {{- end }}
+
+{{/* The metrics port, refused when it is the health port (both are served in the pod). */}}
+{{- define "simjob-operator.metricsPort" -}}
+{{- if eq (int .Values.metrics.port) (int .Values.health.port) }}
+{{- fail "metrics.port must differ from health.port" }}
+{{- end }}
+{{- .Values.metrics.port }}
+{{- end }}

@@ -130,3 +130,38 @@ def test_metrics_move_with_a_simjobs_life(
     )
     assert ("simjob_workqueue_depth", frozenset()) in after
     assert get(after, "process_resident_memory_bytes") > 0
+
+
+def test_reachable_per_slurmcluster_follows_its_condition(
+    kube: Kube, operator: OperatorProcess
+) -> None:
+    """``simjob_slurmcluster_reachable`` says what the SlurmCluster's Reachable condition
+    says (a local-mode cluster with the operator's SLURM_CONF: True when the repo's Slurm
+    runs, False when it does not; either way the two must agree)."""
+    name = f"it-metrics-{uuid.uuid4().hex[:6]}"
+    kube.apply(
+        {
+            "apiVersion": "simjob.io/v1alpha1",
+            "kind": "SlurmCluster",
+            "metadata": {"name": name},
+            "spec": {"mode": "local", "workDir": "/tmp/simjob-slurm", "pollIntervalSeconds": 1},
+        }
+    )
+    try:
+
+        def condition() -> dict[str, str] | None:
+            body = kube.get("slurmclusters.simjob.io", name) or {}
+            conditions = (body.get("status") or {}).get("conditions") or []
+            return next((c for c in conditions if c.get("type") == "Reachable"), None)
+
+        reachable = wait_for(condition, timeout=90, what=f"SlurmCluster {name} Reachable")
+        expected = 1.0 if reachable["status"] == "True" else 0.0
+        gauge = ("simjob_slurmcluster_reachable", frozenset({("cluster", name)}))
+        wait_for(
+            lambda: scrape(operator).get(gauge) == expected,
+            timeout=30,
+            what=f"{gauge} == {expected}",
+            detail=lambda: {k: v for k, v in scrape(operator).items() if k[0] == gauge[0]},
+        )
+    finally:
+        kube.run("delete", "slurmclusters.simjob.io", name, "--ignore-not-found", check=False)

@@ -11,7 +11,9 @@ True, and the neighbour's files, the namespace directory and the SimJob objects 
 (ttlSecondsAfterFinished is longer). Then a SimJob whose sub-path's parent the test
 replaces by a symlink to a directory outside the claim, after it finished: the removal
 is refused (OutputsRemoved False, reason OutputsRemovalRefused, a Warning Event) and
-the directory outside keeps its file. The removal image is the node's busybox
+the directory outside keeps its file. Reuse (issue 13): a SimJob of the same runKey
+and inputHash is Reused while the source's outputs are kept, and runs anew once they
+expired. The removal image is the node's busybox
 (hack/images/build.sh), tagged as the operator's default image
 (``core.settings.Retention.removal_image``).
 
@@ -199,3 +201,34 @@ def test_a_path_escaping_the_workspace_is_refused(
         assert len(warnings) == 1, warnings
     finally:
         shutil.rmtree(outside, ignore_errors=True)
+
+
+def test_reuse_hits_while_outputs_are_kept_and_misses_once_they_expired(
+    kube: Kube,
+    namespace: str,
+    retention_tiers: str,
+    workspace: Workspace,  # noqa: F811 - the imported fixture
+) -> None:
+    """Issue 13: ``reuse: IfSucceeded`` takes a Succeeded run of the same runKey and
+    inputHash only while its outputs are retained."""
+    tier = f"{retention_tiers}-expire20"
+    same = {"runKey": "plate-1", "inputHash": "sha256:1", "reuse": "IfSucceeded"}
+    kube.apply(writer("source", tier, "v1", **same), namespace=namespace)
+    kube.wait_phase(namespace, "source", "Succeeded", timeout=120)
+    source_path = kube.status(namespace, "source")["workspace"]["path"]
+    kube.apply(writer("hit", tier, "v2", **same), namespace=namespace)
+    hit = kube.wait_phase(namespace, "hit", "Succeeded", timeout=60)
+    assert hit["reason"] == "Reused", hit
+    assert hit["reusedFrom"]["name"] == "source"
+    assert hit["workspace"]["path"] == source_path
+    assert (workspace.host_dir / source_path / "deep" / "result.txt").read_text() == "v1\n"
+    cond = wait_removal(kube, namespace, "source")
+    assert cond["status"] == "True", cond
+    assert condition(kube, namespace, "hit") is None  # it has no outputs of its own
+    kube.apply(writer("miss", tier, "v3", **same), namespace=namespace)
+    miss = kube.wait_phase(namespace, "miss", "Succeeded", timeout=120)
+    assert miss["reason"] != "Reused", miss
+    assert miss.get("reusedFrom") is None
+    own = workspace.host_dir / miss["workspace"]["path"]
+    assert own != workspace.host_dir / source_path
+    assert (own / "deep" / "result.txt").read_text() == "v3\n"

@@ -3,7 +3,9 @@
 it over HTTP while two SimJobs of a tier of its own go through Queued, Running and
 Succeeded, and checks that the values move with them: the phase gauges, the admission
 and start histograms (+1 per SimJob, once), the finished and CPU-seconds counters, the
-API request counters, the reconcile histogram and the work-queue depth.
+API request counters, the reconcile histogram and the work-queue depth. After a kill -9
+the new process observes only the transitions it writes itself (no double count), and
+the Reachable gauge of a SlurmCluster agrees with its condition.
 
 Neighbours: tests/unit/test_metrics.py (each metric without a cluster), docs/helm.md
 ("Metrics").
@@ -165,3 +167,33 @@ def test_reachable_per_slurmcluster_follows_its_condition(
         )
     finally:
         kube.run("delete", "slurmclusters.simjob.io", name, "--ignore-not-found", check=False)
+
+
+def test_a_restarted_operator_observes_only_what_it_writes(
+    kube: Kube, operator: OperatorProcess, namespace: str, tier: str
+) -> None:
+    """kill -9 while a SimJob runs: the new process finds it Running and observes neither
+    its admission nor its start again (the old process did); it writes the end, so the
+    end and its CPU-seconds are counted, once."""
+    kube.apply(simjob("survivor", tier=tier, run_seconds=8), namespace=namespace)
+    kube.wait_phase(namespace, "survivor", "Running")
+    operator.kill9()
+    operator.start()  # a new process: its counters start at 0
+    kube.wait_phase(namespace, "survivor", "Succeeded", timeout=120)
+    after = wait_for(
+        lambda: (
+            s
+            if get(s := scrape(operator), "simjob_finished_total", phase="Succeeded", tier=tier)
+            else None
+        ),
+        timeout=30,
+        what="the end counted by the new process",
+    )
+    assert get(after, "simjob_finished_total", phase="Succeeded", tier=tier) == 1
+    assert get(after, "simjob_admission_wait_seconds_count", tier=tier) == 0
+    assert get(after, "simjob_time_to_running_seconds_count", tier=tier, backend="kubernetes") == 0
+    usage = kube.status(namespace, "survivor").get("usage") or {}
+    cpu = get(after, "simjob_cpu_seconds_total", owner=namespace, tier=tier)
+    assert cpu == pytest.approx(float(usage.get("cpuSeconds", 0)))
+    assert cpu > 0
+    assert get(after, "simjob_simjobs", phase="Succeeded", tier=tier) == 1

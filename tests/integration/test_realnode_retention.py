@@ -13,7 +13,8 @@ replaces by a symlink to a directory outside the claim, after it finished: the r
 is refused (OutputsRemoved False, reason OutputsRemovalRefused, a Warning Event) and
 the directory outside keeps its file. Reuse (issue 13): a SimJob of the same runKey
 and inputHash is Reused while the source's outputs are kept, and runs anew once they
-expired. The removal image is the node's busybox
+expired. An operator killed (SIGKILL) while its removal Job runs adopts that Job after
+the restart and records the removal once. The removal image is the node's busybox
 (hack/images/build.sh), tagged as the operator's default image
 (``core.settings.Retention.removal_image``).
 
@@ -232,3 +233,53 @@ def test_reuse_hits_while_outputs_are_kept_and_misses_once_they_expired(
     own = workspace.host_dir / miss["workspace"]["path"]
     assert own != workspace.host_dir / source_path
     assert (own / "deep" / "result.txt").read_text() == "v3\n"
+
+
+def test_a_removal_cut_short_by_kill_9_is_adopted_after_the_restart(
+    kube: Kube,
+    namespace: str,
+    operator: OperatorProcess,
+    retention_tiers: str,
+    workspace: Workspace,  # noqa: F811 - the imported fixture
+) -> None:
+    """The operator dies (SIGKILL) right after it created the removal Job; the Job
+    finishes meanwhile; the restarted operator adopts it (the same Job, by its uid),
+    records the removal once and creates nothing twice."""
+    kube.apply(writer("killed", f"{retention_tiers}-expire5", "x"), namespace=namespace)
+    kube.wait_phase(namespace, "killed", "Succeeded", timeout=120)
+    status = kube.status(namespace, "killed")
+    uid = kube.simjob(namespace, "killed")["metadata"]["uid"]
+    job_name = f"sjrm-{uid}"
+    job = wait_for(
+        lambda: kube.get("jobs", job_name, namespace=namespace),
+        timeout=60,
+        interval=0.1,
+        what=f"the removal Job {job_name}",
+    )
+    operator.kill9()
+    try:
+        assert condition(kube, namespace, "killed") is None
+        wait_for(
+            lambda: any(
+                c.get("type") == "Complete" and c.get("status") == "True"
+                for c in (
+                    (kube.get("jobs", job_name, namespace=namespace) or {}).get("status") or {}
+                ).get("conditions")
+                or []
+            ),
+            timeout=90,
+            what=f"the removal Job {job_name} to complete without the operator",
+        )
+        assert not (workspace.host_dir / status["workspace"]["path"]).exists()
+    finally:
+        operator.start()
+    cond = wait_removal(kube, namespace, "killed")
+    assert cond["status"] == "True", cond
+    jobs = kube.items("jobs", namespace=namespace, selector=f"simjob.io/outputs-of={uid}")
+    assert [j["metadata"]["uid"] for j in jobs] == [job["metadata"]["uid"]]
+    expired = [
+        e
+        for e in kube.items("events", namespace=namespace)
+        if e.get("reason") == REASON_EXPIRED and e.get("involvedObject", {}).get("name") == "killed"
+    ]
+    assert len(expired) == 1, expired

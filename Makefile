@@ -75,13 +75,16 @@ slurm-down:
 
 ## --- code ----------------------------------------------------------------------
 # crds/, the chart's crds/, and the chart's values.schema.json entries for SimTiers
-# and SlurmClusters (hack/helm/values_schema.py) all follow simjob_operator.api.
+# and SlurmClusters (hack/helm/values_schema.py) all follow simjob_operator.api; so do
+# the owner policy crds/owner-policy.yaml and the chart's files/owner-policy-spec.yaml.
 crds: venv
 	@$(PY) -m simjob_operator.api.crd_generation --out crds --out $(CHART)/crds
+	@$(PY) -m simjob_operator.api.owner_policy
 	@$(PY) hack/helm/values_schema.py
 
 crds-check: venv
 	@$(PY) -m simjob_operator.api.crd_generation --check --out crds --out $(CHART)/crds
+	@$(PY) -m simjob_operator.api.owner_policy --check
 	@$(PY) hack/helm/values_schema.py --check
 
 chart-lint: helm-build
@@ -144,7 +147,7 @@ run: deps venv
 	  kubectl apply -f examples/slurmcluster-local.yaml >/dev/null; \
 	  echo "[run] SlurmCluster local: Slurm of SLURM_CONF=$$SLURM_CONF. Try: kubectl apply -f examples/simjob-slurm.yaml"; \
 	fi; \
-	echo "[run] CRDs applied; starting the operator (Ctrl-C stops it). Try: kubectl apply -f examples/ && kubectl get sj -w"; \
+	echo "[run] CRDs and the owner policy (crds/owner-policy.yaml) applied; starting the operator (Ctrl-C stops it). Try: kubectl apply -f examples/ && kubectl get sj -w"; \
 	exec $(PY) -m kopf run -m simjob_operator.main --all-namespaces --standalone
 
 # Tables (baseline, SimJob, ratio, target) on stdout; Markdown, JSON and PNG plots in

@@ -8,9 +8,13 @@ is stopped by PID; it serves its Prometheus metrics on a free local port
 (``OperatorProcess.metrics_port``). ``OperatorProcess.kill9()``/``start()`` let a test crash
 and restart it. ``kube`` wraps kubectl (JSON in, JSON out, bounded polling);
 ``namespace`` makes a fresh namespace and removes it, SimJobs first, after
-the test. ``SESSION_OPERATORS`` holds the session operator while it runs, so a
-module that must be the only operator on the cluster (test_chart.py runs one
-with the Helm chart's ServiceAccount) can stop it and start it again.
+the test; it may bill the suite's fictional users ``TEST_OWNERS`` besides itself (the
+owner policy of crds/owner-policy.yaml, which the ``operator`` fixture applies with the
+CRDs). The operator runs with ``OPERATOR_SECRET`` in its environment, which no
+simulation may see (test_slurm_operator_env.py). ``SESSION_OPERATORS`` holds the
+session operator while it runs, so a module that must be the only operator on the
+cluster (test_chart.py runs one with the Helm chart's ServiceAccount) can stop it and
+start it again.
 
 Neighbours: tests/conftest.py (``kubeconfig``, ``kubectl_path``),
 test_operator.py, test_operator_restart.py, test_semantic_corpus.py.
@@ -33,6 +37,8 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+
+from simjob_operator.api.owner_policy import ALLOWED_OWNERS_ANNOTATION
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -227,6 +233,24 @@ def free_port() -> int:
         return port
 
 
+# spec.owner values the tests use besides the namespace: every test namespace lists them
+# in its simjob.io/allowed-owners annotation (an administrator's setting in production).
+TEST_OWNERS = ("alice", "bob", "carol", "dave", "eve")
+# In the operator's environment only: a Slurm job must never see it (--export=NONE).
+OPERATOR_SECRET = ("SIMJOB_IT_OPERATOR_SECRET", "operator-only-" + uuid.uuid4().hex)
+
+
+def namespace_manifest(name: str, owners: tuple[str, ...] = TEST_OWNERS) -> dict[str, Any]:
+    """A Namespace whose SimJobs may also be billed to ``owners`` (created with the
+    annotation: the API server's admission reads namespaces from a cache that can lag a
+    moment behind a later change)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "annotations": {ALLOWED_OWNERS_ANNOTATION: ",".join(owners)}},
+    }
+
+
 # The session's operator while the ``operator`` fixture holds it (at most one).
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM to our child by its PID, SIGKILL after 30 s; waits for it to end."""
@@ -263,6 +287,7 @@ class OperatorProcess:
         # SlurmClusters in local mode use the operator's SLURM_CONF: the repo's Slurm
         # (hack/slurm/up.sh; started by the tests that use it, via ``slurm_env``).
         env["SLURM_CONF"] = str(REPO / ".slurm" / "etc" / "slurm.conf")
+        env[OPERATOR_SECRET[0]] = OPERATOR_SECRET[1]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [
@@ -357,7 +382,7 @@ def namespace(
 ) -> Iterator[str]:
     short = re.sub(r"[^a-z0-9]+", "-", request.node.name.removeprefix("test_").lower())[:24]
     name = f"it-{short.strip('-')}-{uuid.uuid4().hex[:6]}"
-    kube.run("create", "namespace", name)
+    kube.apply(namespace_manifest(name))
     yield name
     if operator.exited():
         operator.start()  # a test that killed it must not leave finalizers stuck

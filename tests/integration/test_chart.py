@@ -296,7 +296,9 @@ def test_every_rendered_object_is_accepted_by_the_api_server(
         objects = docs(helm.template(values, namespace=system, crds=True))
         kinds = sorted({o["kind"] for o in objects})
         expected = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                    "Deployment", "Service", "ServiceAccount"}  # fmt: skip
+                    "Deployment", "Service", "ServiceAccount",
+                    # the owner policy (ownerPolicy.enabled; test_owner_policy.py)
+                    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}  # fmt: skip
         if flavour == "custom":
             expected |= {"Role", "RoleBinding", "SimTier", "SlurmCluster"}
             assert sum(o["kind"] == "Role" for o in objects) == 4  # 2 served, 2 Secrets

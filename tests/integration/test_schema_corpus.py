@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.integration.conftest import namespace_manifest
 from tests.support.corpus_cases import TIERS_FILE, CorpusCase, cases
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,8 @@ def kubectl(kubeconfig: Path, kubectl_path: Path) -> Kubectl:
 @pytest.fixture(scope="module")
 def namespace(kubectl: Kubectl) -> Iterator[str]:
     name = f"schema-corpus-{uuid.uuid4().hex[:8]}"
-    kubectl("create", "namespace", name)
+    # owners besides the namespace (alice, ...): allowed as in every test namespace
+    kubectl("apply", "-f", "-", stdin=json.dumps(namespace_manifest(name)))
     yield name
     kubectl("delete", "namespace", name, "--wait=false")
 

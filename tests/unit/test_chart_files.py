@@ -162,8 +162,8 @@ def test_rbac_template_has_no_wildcards() -> None:
     assert '"*"' not in text
     assert "'*'" not in text
     # Secrets: get only (by name, or with slurmCredentials.fromSimJobs), never list/watch
-    verbs = re.findall(r'resources: \["secrets"\]\n(?:\s*resourceNames: .*\n)?\s*verbs: (.*)', text)
-    assert verbs == ['["get"]', '["get"]']
+    secret_rules = r'resources: \["secrets"\]\n(?:\{\{.*\n|\s*resourceNames: .*\n)*\s*verbs: (.*)'
+    assert re.findall(secret_rules, text) == ['["get"]', '["get"]']
 
 
 def test_dockerfile_matches_the_chart_and_the_package() -> None:

@@ -271,7 +271,8 @@ class Source(Protocol):
 
 def simjob_counts(records: Iterable[SimJobRecord]) -> Tally[tuple[str, str]]:
     """How many SimJobs per (phase, tier); a SimJob without a phase yet is Pending. Pure."""
-    return Tally(((record.phase or Phase.PENDING).value, _tier(record)) for record in records)
+    pending = Phase.PENDING.value  # status.phase is the enum's value: no enum is built
+    return Tally((record.status.phase or pending, _tier(record)) for record in records)
 
 
 class StateCollector(Collector):

@@ -270,6 +270,9 @@ def test_the_removal_program_refuses_paths_that_escape(tmp_path: Path) -> None:
 def _job_ended(kube: FakeKube, uid: str, kind: str, message: str) -> None:
     job = kube.jobs[("lab", removal_job_name(uid))]
     job["status"] = {"conditions": [{"type": kind, "status": "True"}]}
+    if not message:
+        job["status"]["conditions"][0].update(reason="DeadlineExceeded", message="too long")
+        return
     kube.add_pod(
         "lab",
         {
@@ -312,6 +315,13 @@ def test_claim_cleaner_reports_a_refusal_with_the_pods_words() -> None:
     refused = asyncio.run(cleaner.remove(record, record.status.workspace))
     assert isinstance(refused, r.Refused)
     assert "is a symlink" in refused.message
+    other = rec(finished("other"))
+    assert other.status.workspace is not None
+    asyncio.run(cleaner.remove(other, other.status.workspace))
+    _job_ended(kube, "uid-other", "Failed", "")  # no pod ever ran (e.g. its deadline)
+    late = asyncio.run(cleaner.remove(other, other.status.workspace))
+    assert isinstance(late, r.Refused)
+    assert "DeadlineExceeded: too long" in late.message
     unsafe = WorkspaceStatus(claim_name="outputs", path="../etc")
     assert isinstance(asyncio.run(cleaner.remove(record, unsafe)), r.Refused)
 

@@ -138,10 +138,11 @@ def removal_job(
     }
 
 
-def _ended(job: Mapping[str, Any]) -> str | None:
+def _ended(job: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The Job's Complete or Failed condition, once it ended."""
     for cond in (job.get("status") or {}).get("conditions") or []:
         if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
-            return str(cond["type"])
+            return dict(cond)
     return None
 
 
@@ -197,6 +198,7 @@ class ClaimCleaner:
             return Removing(self.poll, f"Job {name} removes {where}")
         pods = await self.kube.list_pods(record.namespace, f"{LABEL_OUTPUTS_OF}={record.uid}")
         output = pod_output(pods)
-        if ended == "Complete":
+        if ended.get("type") == "Complete":
             return Removed(f"{where}: {output or 'removed'} (Job {name})")
-        return Refused(f"Job {name} did not remove {where}: {output or 'it failed'}")
+        why = output or f"{ended.get('reason') or 'Failed'}: {ended.get('message') or 'it failed'}"
+        return Refused(f"Job {name} did not remove {where}: {why}")

@@ -147,6 +147,26 @@ def test_jobs_run_as_the_cluster_user_or_their_own(
     assert pwd.getpwuid(output.stat().st_uid).pw_name == op2.name
 
 
+def test_a_secret_not_marked_as_credentials_is_refused(
+    kube: Kube, namespace: str, ssh_cluster: str, sshd: SshdServer, slurm_env: dict[str, str]
+) -> None:
+    """A SimJob naming a Secret of its namespace that lacks simjob.io/credentials=true
+    fails, even with a working key in it: nothing runs with it, no Slurm job."""
+    op2 = sshd.users[USERS[1]]
+    key = {"ssh-privatekey": op2.private_key, "username": op2.name.encode()}
+    kube.apply(secret("someone-elses-key", key), namespace=namespace)
+    own = {"credentialsSecretRef": {"name": "someone-elses-key"}}
+    kube.apply(slurm_simjob("unmarked", ssh_cluster, "true", slurm=own), namespace=namespace)
+    status = kube.wait_phase(namespace, "unmarked", {"Failed", "Succeeded"}, timeout=FINISH_S)
+    assert (status["phase"], status["reason"]) == ("Failed", "InvalidSlurmCredentials"), status
+    assert (
+        f"Secret {namespace}/someone-elses-key is not marked as SimJob credentials: "
+        "label it simjob.io/credentials=true"
+    ) in status["message"], status
+    assert backend_id(kube, namespace, "unmarked") is None
+    assert jobs_named(slurm_env, marker_of(kube, namespace, "unmarked")) == set()
+
+
 def test_cancel_over_ssh(
     kube: Kube, namespace: str, ssh_cluster: str, slurm_env: dict[str, str]
 ) -> None:

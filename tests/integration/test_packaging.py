@@ -4,7 +4,8 @@ a fresh virtualenv (dependencies from the package index, no source tree on the p
 gives the SDK and a working ``simjob`` (and ``kubectl-simjob``) command without kopf;
 with the ``operator`` extra (``simjob[operator]``, what the image installs) its
 ``simjob-operator`` entry point starts the operator against the real control plane
-and answers on kopf's health endpoint.
+and answers on kopf's health endpoint and, with ``--metrics-port``, on ``/metrics``
+(prometheus_client comes with the extra).
 
 The started operator serves one fresh, empty namespace (``-n``): it has nothing to
 act on, so it cannot disturb the session's operator. ~30 s, mostly pip.
@@ -134,13 +135,14 @@ def test_wheel_and_sdist_install_into_a_clean_venv_and_start(
 
     namespace = f"pkg-{uuid.uuid4().hex[:6]}"
     kube.run("create", "namespace", namespace)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     log_path = tmp_path / "operator.log"
     env = {k: v for k, v in os.environ.items() if k != c.ENV_WATCH_NAMESPACES}
     env |= {"KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [str(entry), "-n", namespace, f"--liveness=http://127.0.0.1:{port}/healthz"],
+            [str(entry), "-n", namespace, f"--liveness=http://127.0.0.1:{port}/healthz",
+             f"--metrics-port={metrics_port}"],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
         )  # fmt: skip
 
@@ -159,6 +161,10 @@ def test_wheel_and_sdist_install_into_a_clean_venv_and_start(
             timeout=30,
             what="the startup activity",
         )
+        # the operator extra brings prometheus_client: --metrics-port serves /metrics
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert "simjob_workqueue_depth 0.0" in resp.read().decode()
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -84,6 +84,11 @@ def _expected(finals: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return sums
 
 
+def _uncounted(body: dict[str, Any]) -> bool:
+    status = body.get("status") or {}
+    return status.get("phase") in TERMINAL and not status.get("accountedIn")
+
+
 def _cases(size: Size, seed: int) -> list[Case]:
     rng = scenario_rng(seed, "usage-ledger")
     weights = {"ok": 0.5, "fail": 0.3, "cancel": 0.2}
@@ -133,11 +138,14 @@ def test_the_ledger_equals_the_sum_of_usage_after_a_kill9_storm_and_the_ttl_purg
         apply_all(kube, namespace, manifests)
         cancels = CancelSchedule(kube, namespace, cases)
         names = {case.name for case in cases}
+        uncounted: list[int] = []  # finished, not yet marked, at each kill
         deadline = time.monotonic() + size.finish_s + size.ledger_span_s
         while time.monotonic() < deadline:
             cancels.tick()
             if kill_at and kill_at[0] <= time.monotonic() - cancels.started:
                 kill_at.pop(0)
+                seen = book.snapshot()
+                uncounted.append(sum(1 for b in seen.values() if _uncounted(b)))
                 operator.kill9()
                 result.kills += 1
                 time.sleep(pauses.pop(0))
@@ -158,6 +166,7 @@ def test_the_ledger_equals_the_sum_of_usage_after_a_kill9_storm_and_the_ttl_purg
     finally:
         book.close()
 
+    print(f"finished but not yet counted at each kill: {uncounted}")
     assert not operator.exited(), f"the operator exited:\n{operator.tail()}"
     assert result.kills == size.ledger_kills
     left = kube.items("simjobs.simjob.io", namespace=namespace)

@@ -415,3 +415,32 @@ def test_a_simjob_deleted_while_pending_is_counted_as_cancelled() -> None:
     assert usage.sim_jobs == 1
     assert usage.outcomes == {"Cancelled": 1}
     assert usage.cpu_seconds == "0"
+
+
+class YieldingKube(FakeKube):
+    """A FakeKube whose ledger and SimJob calls yield to the event loop, so SimJobs
+    accounted concurrently interleave as they do against a real API server."""
+
+    async def get_simusage(self, namespace: str, name: str) -> dict[str, Any] | None:
+        await asyncio.sleep(0)
+        return await super().get_simusage(namespace, name)
+
+    async def get_simjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        await asyncio.sleep(0)
+        return await super().get_simjob(namespace, name)
+
+
+def test_simjobs_finishing_together_take_turns_instead_of_losing_races() -> None:
+    kube = YieldingKube()
+    records = [add(kube, f"sj-{index}", finished()) for index in range(30)]
+    acc = accounting(kube)
+
+    async def all_at_once() -> list[SimJobRecord | None]:
+        return await asyncio.gather(*(acc.account(r, simjob_logger(r)) for r in records))
+
+    stored = asyncio.run(all_at_once())
+    assert all(r is not None and r.status.accounted_in == LEDGER for r in stored)
+    assert ledger(kube, LEDGER).sim_jobs == 30
+    assert ledger(kube, LEDGER).pending == []
+    # one fold and one unpend each, no write lost to a 409 and retried
+    assert kube.calls["patch_simusage_status"] == 60

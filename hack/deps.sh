@@ -10,6 +10,9 @@ command -v ss >/dev/null || need+=(iproute2)
 command -v setsid >/dev/null || need+=(util-linux)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)   # the Slurm bridge's SSH tests (a loopback sshd)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# The example simulation (examples/simulation/heat.py) runs as a Slurm job of any site
+# user, with the system python3: the Slurm data-path tests need numpy there.
+/usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "[deps] installing ${need[*]} with apt-get…" >&2
   export DEBIAN_FRONTEND=noninteractive

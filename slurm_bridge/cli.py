@@ -13,7 +13,8 @@ Every call is one or two commands through a ``Runner`` (local subprocess or SSH)
 * ``find`` — the marker is the job name: ``squeue --me --name=<marker>`` (pending,
   running, recently finished), then sacct over a look-back window (only our own jobs:
   slurmdbd filters by user, the completion log is filtered here by UID).
-* ``output_tail`` — ``tail -c`` of ``<workDir>/simjob-<id>.out``, bounded.
+* ``output_tail`` — ``tail -c`` of ``<workDir>/simjob-<id>.out``, bounded (a job's own
+  ``directory``: ``tails.read_tail``, never through a symlink the job planted).
 * ``ping`` — ``scontrol ping``: the controller must say ``UP``.
 * ``usage`` (not in the protocol) — ONE ``sacct`` with the jobs' steps, for elapsed
   seconds, allocated CPUs/TRES and MaxRSS of finished jobs (slurmdbd or completion log).
@@ -47,9 +48,16 @@ from slurm_bridge.parsing import (
     tail_text,
 )
 from slurm_bridge.runners import DEFAULT_TIMEOUT_S, Runner, RunResult
-from slurm_bridge.scripts import GpuRequest, batch_script, output_path, sbatch_options
+from slurm_bridge.scripts import (
+    OUTPUT_PATTERN,
+    GpuRequest,
+    batch_script,
+    output_path,
+    sbatch_options,
+)
 from slurm_bridge.specs import MARKER, JobSpec, check_work_dir
 from slurm_bridge.states import JobKind, JobState
+from slurm_bridge.tails import read_tail
 
 __all__ = [
     "TIME_ENV",
@@ -359,11 +367,20 @@ class CliSlurmClient:
 
     # -- output ----------------------------------------------------------------------
     async def output_tail(
-        self, job_id: str, lines: int = DEFAULT_TAIL_LINES, max_bytes: int = DEFAULT_TAIL_BYTES
+        self,
+        job_id: str,
+        lines: int = DEFAULT_TAIL_LINES,
+        max_bytes: int = DEFAULT_TAIL_BYTES,
+        *,
+        directory: str | None = None,
     ) -> str:
         (job_id,) = _checked_ids([job_id])
         if lines <= 0 or max_bytes <= 0:
             return ""
+        if directory is not None:  # the job's own directory: never through a symlink
+            name, timeout = OUTPUT_PATTERN.replace("%j", job_id), self._timeout
+            data, cut = await read_tail(self._runner, directory, name, max_bytes, timeout_s=timeout)
+            return tail_text(data, lines, max_bytes, truncated=cut)
         path = output_path(self.work_dir, job_id)
         result = await self._runner.run(
             ["tail", "-c", str(max_bytes + 1), "--", path], timeout_s=self._timeout

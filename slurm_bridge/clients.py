@@ -54,9 +54,15 @@ class SlurmClient(Protocol):
         ...
 
     async def output_tail(
-        self, job_id: str, lines: int = DEFAULT_TAIL_LINES, max_bytes: int = DEFAULT_TAIL_BYTES
+        self,
+        job_id: str,
+        lines: int = DEFAULT_TAIL_LINES,
+        max_bytes: int = DEFAULT_TAIL_BYTES,
+        *,
+        directory: str | None = None,
     ) -> str:
-        """The last ``lines`` lines (at most ``max_bytes``) of the job's output file."""
+        """The last ``lines`` lines (at most ``max_bytes``) of the job's output file, in
+        the work directory or in the job's own ``directory`` (``JobSpec.directory``)."""
         ...
 
     async def ping(self) -> None:

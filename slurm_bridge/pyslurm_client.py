@@ -27,6 +27,7 @@ Neighbours: clients.py (protocol), scripts.py, states.py, cli.py (the CLI twin).
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import logging
 import os
@@ -50,6 +51,7 @@ from slurm_bridge.parsing import JOB_ID, tail_text
 from slurm_bridge.scripts import OUTPUT_PATTERN, GpuRequest, batch_script, output_path
 from slurm_bridge.specs import MARKER, JobSpec, check_work_dir, time_limit_minutes
 from slurm_bridge.states import FINISHED_KINDS, JobKind, JobState, map_state, normalize_state
+from slurm_bridge.tails import SYMLINK_NOTE
 
 __all__ = ["PyslurmClient", "load_pyslurm", "pyslurm_version_mismatch"]
 
@@ -138,8 +140,8 @@ class PyslurmClient:
         attrs: dict[str, object] = {
             "name": spec.marker,
             "script": str(script_path),
-            "working_directory": self.work_dir,
-            "standard_output": f"{self.work_dir}/{OUTPUT_PATTERN}",
+            "working_directory": spec.directory or self.work_dir,
+            "standard_output": f"{spec.directory or self.work_dir}/{OUTPUT_PATTERN}",
             "nodes": 1,
             "ntasks": 1,
             "cpus_per_task": spec.cpus_per_task,
@@ -232,21 +234,31 @@ class PyslurmClient:
 
     # -- output ----------------------------------------------------------------------
     async def output_tail(
-        self, job_id: str, lines: int = DEFAULT_TAIL_LINES, max_bytes: int = DEFAULT_TAIL_BYTES
+        self,
+        job_id: str,
+        lines: int = DEFAULT_TAIL_LINES,
+        max_bytes: int = DEFAULT_TAIL_BYTES,
+        *,
+        directory: str | None = None,
     ) -> str:
         (job_id,) = _checked_ids([job_id])
         if lines <= 0 or max_bytes <= 0:
             return ""
-        path = Path(output_path(self.work_dir, job_id))
+        path = Path(output_path(directory or self.work_dir, job_id))
 
         def read_tail() -> tuple[bytes, bool]:
-            try:
-                with path.open("rb") as handle:
+            try:  # O_NOFOLLOW: a symlink the job planted there is never read through
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                with os.fdopen(fd, "rb") as handle:
                     size = handle.seek(0, os.SEEK_END)
                     handle.seek(max(0, size - max_bytes))
                     return handle.read(max_bytes), size > max_bytes
             except FileNotFoundError:
                 return b"", False
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    return SYMLINK_NOTE.encode(), False
+                raise
 
         try:
             data, truncated = await asyncio.to_thread(read_tail)

@@ -64,7 +64,7 @@ DEFAULT_MAX_INPUT_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_FETCH_BYTES = 64 * 1024 * 1024
 MAX_NAME_BYTES = 255
 _FORBIDDEN = frozenset({"Cc", "Zl", "Zp", "Cs"})
-_MODES = frozenset({0o644, 0o600})
+_MODES = frozenset({0o644, 0o600, 0o444, 0o400})
 # Exit statuses of the programs below (anything else: the command itself failed).
 _MISSING, _SYMLINK, _NOT_FILE, _TOO_BIG = 3, 4, 5, 6
 _REASONS = {
@@ -194,12 +194,13 @@ async def write_inputs(
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Create ``run_dir`` (mode 0700; parents as needed) and write ``files`` (name ->
-    bytes) with ``mode``, each replacing what had that name (a planted symlink included,
-    which is replaced, never written through). ``UnsafeRunPath`` before anything runs
-    for a bad name or mode or more than ``max_total_bytes`` in all."""
+    bytes) with ``mode`` (0644, 0600, or read-only 0444/0400), each replacing what had
+    that name (a planted symlink included, which is replaced, never written through).
+    ``UnsafeRunPath`` before anything runs for a bad name or mode or more than
+    ``max_total_bytes`` in all."""
     run_dir = check_work_dir(run_dir)
     if mode not in _MODES:
-        raise UnsafeRunPath(f"mode must be 0o644 or 0o600, got {mode:#o}")
+        raise UnsafeRunPath(f"mode must be 0o644, 0o600, 0o444 or 0o400, got {mode:#o}")
     names = [check_file_name(name) for name in files]
     total = 0
     for name in names:

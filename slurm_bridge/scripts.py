@@ -90,8 +90,9 @@ def gpu_option(count: int, request: GpuRequest | str = GpuRequest.GRES) -> str:
 def sbatch_options(
     spec: JobSpec, work_dir: str, *, gpu_request: GpuRequest | str = GpuRequest.GRES
 ) -> list[str]:
-    """sbatch's options for ``spec`` (each one argv element, ``--name=value``)."""
-    work_dir = check_work_dir(work_dir)
+    """sbatch's options for ``spec`` (each one argv element, ``--name=value``); the job
+    starts, and its output file goes, in ``spec.directory`` if set, else ``work_dir``."""
+    work_dir = check_work_dir(spec.directory or work_dir)
     options = [
         "--parsable",
         EXPORT_OPTION,
@@ -122,5 +123,6 @@ def sbatch_options(
 
 
 def output_path(work_dir: str, job_id: str) -> str:
-    """Where the job's stdout+stderr go (see ``OUTPUT_PATTERN``)."""
+    """Where the job's stdout+stderr go (see ``OUTPUT_PATTERN``): ``work_dir`` is the
+    client's work directory, or the job's ``JobSpec.directory`` when it had one."""
     return f"{check_work_dir(work_dir)}/{OUTPUT_PATTERN.replace('%j', job_id)}"

@@ -112,6 +112,9 @@ class JobSpec:
     client's work directory. ``time_limit_seconds`` becomes ``--time`` rounded up to whole
     minutes. ``gpus`` (a count) becomes ``--gres=gpu:N`` or ``--gpus=N`` per site (see
     scripts.py). ``hold`` submits the job held (``--hold``), e.g. to reserve it.
+    ``directory`` (an existing plain absolute path, ``check_work_dir``; e.g. the run
+    directory of rundirs.py) is where the job starts and its output file goes, instead
+    of the client's work directory.
     """
 
     marker: str
@@ -128,6 +131,7 @@ class JobSpec:
     account: str | None = None
     hold: bool = False
     gpus: int | None = None
+    directory: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.marker, str) or not MARKER.fullmatch(self.marker):
@@ -172,6 +176,8 @@ class JobSpec:
             or limit <= 0
         ):
             raise InvalidJobSpec(f"time_limit_seconds must be a positive number, got {limit!r}")
+        if self.directory is not None:
+            object.__setattr__(self, "directory", check_work_dir(self.directory))
         check_site_name("partition", self.partition)
         check_site_name("qos", self.qos)
         check_site_name("account", self.account)

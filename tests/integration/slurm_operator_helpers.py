@@ -5,7 +5,9 @@
 backend slurm; ``jobs_named`` asks Slurm itself (squeue with all states, and the
 completion log once squeue forgot) which jobs carry a SimJob's marker, so a test can
 assert "exactly one Slurm job per SimJob"; ``scontrol_job`` reads a job's fields;
-``wait_reachable`` waits for a SlurmCluster's Reachable condition.
+``wait_reachable`` waits for a SlurmCluster's Reachable condition; ``run_dir`` and
+``output_file`` say where a SimJob's run directory and batch output are (from
+status.workspace).
 Neighbours: test_slurm_operator.py, test_slurm_operator_resilience.py,
 test_slurm_operator_ssh.py, conftest.py (``kube``, ``operator``, ``namespace``).
 """
@@ -13,6 +15,7 @@ test_slurm_operator_ssh.py, conftest.py (``kube``, ``operator``, ``namespace``).
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from tests.integration.conftest import Kube, wait_for
@@ -187,3 +190,16 @@ def backend_id(kube: Kube, namespace: str, name: str) -> str | None:
     ref = kube.status(namespace, name).get("backendRef") or {}
     job_id = ref.get("id")
     return str(job_id) if job_id else None
+
+
+def run_dir(kube: Kube, namespace: str, name: str) -> Path:
+    """The SimJob's run directory on the Slurm site (status.workspace.directory)."""
+    workspace = kube.status(namespace, name).get("workspace") or {}
+    assert workspace.get("directory"), kube.status(namespace, name)
+    return Path(workspace["directory"])
+
+
+def output_file(kube: Kube, namespace: str, name: str) -> Path:
+    """The batch output file of the SimJob's Slurm job, in its run directory."""
+    job_id = backend_id(kube, namespace, name)
+    return run_dir(kube, namespace, name) / f"simjob-{job_id}.out"

@@ -75,6 +75,7 @@ NAMESPACED_RULES = [
     {"apiGroups": ["batch"], "resources": ["jobs"],
      "verbs": ["get", "list", "watch", "create", "delete"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "deletecollection"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]  # fmt: skip
@@ -727,6 +728,7 @@ def assert_least_privilege(
         ("delete", "jobs.batch", "-n", work),
         ("patch", "simjobs.simjob.io", "--subresource=status", "-n", work),
         ("deletecollection", "pods", "-n", work),
+        ("get", "configmaps", "-n", work),  # Slurm inputs
         ("create", "events.events.k8s.io", "-n", work),
         ("watch", "simtiers.simjob.io"),
         ("list", "slurmclusters.simjob.io"),

@@ -28,6 +28,8 @@ from tests.integration.slurm_operator_helpers import (
     backend_id,
     jobs_named,
     marker_of,
+    output_file,
+    run_dir,
     scontrol_job,
     slurm_cluster,
     slurm_simjob,
@@ -80,7 +82,14 @@ def test_succeeded_with_its_runtime_and_the_tiers_sbatch_options(
     assert status["backendRef"] == {"kind": "SlurmJob", "id": job_id, "cluster": local_cluster}
     assert 3 <= status["usage"]["wallSeconds"] <= 60, status["usage"]
     assert status["usage"]["cpuSeconds"] == status["usage"]["wallSeconds"]  # 1 CPU
-    assert (work_dir / f"simjob-{job_id}.out").read_text() == "start\ndone\n"
+    # The run directory, unique per run under the workDir, holds the batch output.
+    uid = kube.simjob(namespace, "ok")["metadata"]["uid"]
+    assert run_dir(kube, namespace, "ok") == work_dir / namespace / f"ok-{uid}"
+    assert status["workspace"] == {
+        "cluster": local_cluster,
+        "directory": str(work_dir / namespace / f"ok-{uid}"),
+    }
+    assert output_file(kube, namespace, "ok").read_text() == "start\ndone\n"
     # The tier as sbatch options (Slurm keeps a finished job for MinJobAge, 60 s).
     fields = scontrol_job(slurm_env, job_id)
     assert fields["JobName"] == marker_of(kube, namespace, "ok")
@@ -269,6 +278,7 @@ def test_the_example_runs_on_the_local_slurm(
     assert status["phase"] == "Succeeded", status
     assert status["usage"]["wallSeconds"] >= 5
     job_id = one_job(kube, slurm_env, namespace, "hello-slurm")
-    output = Path("/tmp/simjob-slurm") / f"simjob-{job_id}.out"
+    output = output_file(kube, namespace, "hello-slurm")
+    assert output.parent.parent.parent == Path("/tmp/simjob-slurm")  # <workDir>/<ns>/<run>
     assert output.read_text().startswith(f"hello from Slurm job {job_id} on ")
     wait_reachable(kube, "local", "True", timeout=30)

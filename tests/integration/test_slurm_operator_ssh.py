@@ -7,27 +7,40 @@ SimJob's own ``spec.slurm.credentialsSecretRef`` (simjob-op2, with ``username`` 
 ``workDir`` in its Secret). Each job runs as its user (its output says ``id -un`` and
 its file belongs to that user), a failure carries its output tail, a running job is
 cancelled over SSH, and a SlurmCluster whose known_hosts does not match the server is
-``Reachable=False`` — its SimJobs wait, nothing is submitted.
+``Reachable=False`` — its SimJobs wait, nothing is submitted. The data path over SSH:
+the example simulation (examples/simulation/heat.py, the site's python3 with numpy)
+gets its ConfigMap/Secret inputs in its run directory (written over SSH as the site
+user), its progress reaches status from its batch output (one read command per
+interval for all running jobs), and its outputs are fetched through the bridge's SSH
+runner.
 Neighbours: test_slurm_bridge_ssh.py (the bridge alone), test_slurm_operator.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import pwd
+import stat
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Kube, OperatorProcess
+from slurm_bridge import fetch_file, list_run_dir
+from slurm_bridge.ssh import SshPool, SshTarget
+from tests.integration.conftest import Kube, OperatorProcess, wait_for
 from tests.integration.slurm_operator_helpers import (
     apply_slurm_tiers,
     backend_id,
     jobs_named,
     marker_of,
+    output_file,
+    run_dir,
     slurm_cluster,
     slurm_simjob,
     slurm_state,
@@ -142,7 +155,8 @@ def test_jobs_run_as_the_cluster_user_or_their_own(
     status = kube.wait_phase(namespace, "own-ok", {"Failed", "Succeeded"}, timeout=FINISH_S)
     assert status["phase"] == "Succeeded", status
     assert status["usage"]["wallSeconds"] >= 2
-    output = op2.work_dir / f"simjob-{status['backendRef']['id']}.out"
+    output = output_file(kube, namespace, "own-ok")
+    assert output.parent.parent.parent == op2.work_dir  # the run directory is under its workDir
     assert output.read_text() == f"{op2.name}\n"
     assert pwd.getpwuid(output.stat().st_uid).pw_name == op2.name
 
@@ -193,3 +207,76 @@ def test_a_host_key_mismatch_is_unreachable_and_nothing_is_submitted(
     assert status["phase"] == "Queued", status  # kept: it may be the site's key rotation
     assert backend_id(kube, namespace, "mitm") is None
     assert jobs_named(slurm_env, marker_of(kube, namespace, "mitm")) == set()
+
+
+HEAT = [
+    "/usr/bin/python3",
+    str(Path(__file__).resolve().parents[2] / "examples/simulation/heat.py"),
+]
+DATA_TIER = {
+    "apiVersion": "simjob.io/v1alpha1",
+    "kind": "SimTier",
+    "metadata": {"name": "it-slurm-ssh-data"},
+    "spec": {"cpu": "1", "memory": "200Mi", "maxRuntimeSeconds": 600,
+             "maxConcurrentPerOwner": 10, "progressIntervalSeconds": 1},
+}  # fmt: skip
+
+
+def test_inputs_progress_and_outputs_over_ssh(
+    kube: Kube, namespace: str, ssh_cluster: str, sshd: SshdServer, slurm_env: dict[str, str]
+) -> None:
+    op1 = sshd.users[USERS[0]]
+    kube.apply(DATA_TIER)
+    kube.apply(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "heat-params"},
+         "data": {"params.json": json.dumps({"grid": 20, "steps": 50})}},
+        secret("heat-token", {"token": b"over-ssh"}),
+        namespace=namespace,
+    )  # fmt: skip
+    inputs = [{"configMap": {"name": "heat-params"}}, {"secret": {"name": "heat-token"}}]
+    kube.apply(
+        slurm_simjob("heat-ssh", ssh_cluster, *HEAT, "--seconds", "10",
+                     tier="it-slurm-ssh-data", inputs=inputs),
+        namespace=namespace,
+    )  # fmt: skip
+    kube.wait_phase(namespace, "heat-ssh", "Running", timeout=240)  # a shared Slurm
+
+    def progress() -> dict[str, Any]:
+        return dict(kube.status(namespace, "heat-ssh").get("progress") or {})
+
+    seen = wait_for(
+        lambda: (p := progress()) and 0 < p["percent"] < 100 and p,
+        timeout=60,
+        what="progress between 0 and 100 % over SSH",
+        detail=lambda: kube.status(namespace, "heat-ssh"),
+    )
+    assert seen["message"].startswith("step ")
+    status = kube.wait_phase(namespace, "heat-ssh", {"Succeeded", "Failed"}, timeout=FINISH_S)
+    assert status["phase"] == "Succeeded", status
+    assert status["progress"]["percent"] == 100
+    directory = run_dir(kube, namespace, "heat-ssh")
+    uid = kube.simjob(namespace, "heat-ssh")["metadata"]["uid"]
+    assert directory == op1.work_dir / namespace / f"heat-ssh-{uid}"
+    assert status["workspace"] == {"cluster": ssh_cluster, "directory": str(directory)}
+    token = directory / "inputs" / "token"
+    assert pwd.getpwuid(token.stat().st_uid).pw_name == op1.name  # written as the site user
+    assert stat.S_IMODE(token.stat().st_mode) == 0o400
+    assert jobs_named(slurm_env, marker_of(kube, namespace, "heat-ssh")) == {
+        status["backendRef"]["id"]
+    }
+
+    async def fetch() -> tuple[set[str], bytes]:
+        pool = SshPool(connect_timeout=10)
+        target = SshTarget(host=HOST, port=sshd.port, user=op1.name,
+                           private_key=op1.private_key, known_hosts=sshd.known_hosts)  # fmt: skip
+        try:
+            runner = pool.runner(target)
+            listing = await list_run_dir(runner, str(directory))
+            summary = await fetch_file(runner, str(directory), "outputs/summary.json")
+        finally:
+            await pool.close()
+        return {entry.path for entry in listing}, summary
+
+    paths, summary = asyncio.run(fetch())
+    assert {"inputs/params.json", "inputs/token", "outputs/summary.json"} <= paths
+    assert json.loads(summary)["grid"] == 20  # the ConfigMap's params.json was used

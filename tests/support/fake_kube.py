@@ -48,6 +48,7 @@ class FakeKube:
         self.pods: dict[Key, Body] = {}
         self.slurmclusters: dict[str, Body] = {}
         self.secrets: dict[Key, dict[str, bytes]] = {}
+        self.configmaps: dict[Key, dict[str, bytes]] = {}
         self.secret_labels: dict[Key, dict[str, str]] = {}  # labels of self.secrets
         self.logs: dict[Key, str] = {}  # pod logs, by (namespace, pod name)
         self.simusages: dict[Key, Body] = {}  # the usage ledger
@@ -254,6 +255,11 @@ class FakeKube:
         if data is None:
             return None
         return SecretData(dict(data), dict(self.secret_labels.get((namespace, name), {})))
+
+    async def get_configmap_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        self._enter("get_configmap_data")
+        data = self.configmaps.get((namespace, name))
+        return dict(data) if data is not None else None
 
     # ------------------------------------------------------------------ SimUsages
 

@@ -5,21 +5,53 @@ and counts every call, so tests can prove batching ("one query per poll") and "n
 duplicate sbatch". It can be made unreachable (every call raises
 ``SlurmUnavailable``), can refuse submissions (``SlurmRejected``), and can create the
 job and then fail sbatch (the ambiguous case). The Kubernetes side (SimJobs,
-SlurmClusters, Secrets) is ``tests/support/fake_kube.FakeKube``.
+SlurmClusters, Secrets) is ``tests/support/fake_kube.FakeKube``. Its files (run
+directories, output tails) are reached through ``runner`` (a ``RecordingRunner`` that
+answers every command with success, or a real ``LocalRunner`` over a temporary
+``work_dir``, as a test chooses).
 Neighbours: tests/unit/test_slurm_backend.py, test_slurm_jobs.py.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from slurm_bridge import JobKind, JobSpec, JobState, SlurmRejected, SlurmUnavailable, map_state
+from slurm_bridge import (
+    JobKind,
+    JobSpec,
+    JobState,
+    Runner,
+    RunResult,
+    SlurmRejected,
+    SlurmUnavailable,
+    map_state,
+)
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 T1 = datetime(2025, 1, 1, 12, 5, tzinfo=UTC)
+
+
+class RecordingRunner:
+    """A ``slurm_bridge.Runner`` that records each command and answers success."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[str, ...], bytes | None]] = []
+
+    @property
+    def where(self) -> str:
+        return "fake"
+
+    async def run(
+        self, argv: Sequence[str], *, stdin: bytes | None = None, timeout_s: float = 60.0
+    ) -> RunResult:
+        self.calls.append((tuple(argv), stdin))
+        return RunResult(tuple(argv), 0, "", "")
+
+    async def close(self) -> None:
+        return None
 
 
 class FakeSlurm:
@@ -35,6 +67,9 @@ class FakeSlurm:
         self.fail_after_submit = False
         self.during_submit: Callable[[], None] | None = None  # runs while "sbatch" runs
         self.tails: dict[str, str] = {}
+        self.tail_directories: list[str | None] = []
+        self.work_dir = "/fake/work"
+        self.runner: Runner = RecordingRunner()
         self._next = 100
 
     def _check(self, call: str) -> None:
@@ -95,8 +130,11 @@ class FakeSlurm:
         found = sorted(job_id for job_id, (m, _) in self.jobs.items() if m == marker)
         return found[0] if found else None
 
-    async def output_tail(self, job_id: str, lines: int = 20, max_bytes: int = 4096) -> str:
+    async def output_tail(
+        self, job_id: str, lines: int = 20, max_bytes: int = 4096, *, directory: str | None = None
+    ) -> str:
         self._check("tail")
+        self.tail_directories.append(directory)
         return self.tails.get(job_id, "")
 
     async def ping(self) -> None:

@@ -238,3 +238,14 @@ def test_work_dir_must_be_plain_absolute(work_dir: str) -> None:
 
 def test_output_path_matches_the_sbatch_pattern() -> None:
     assert output_path("/scratch/w", "1234") == "/scratch/w/simjob-1234.out"
+
+
+def test_a_job_with_its_own_directory_starts_and_writes_its_output_there() -> None:
+    spec = JobSpec(marker="simjob-d", command=["true"], directory="/scratch/w/ns/run-1/")
+    options = sbatch_options(spec, "/scratch/w")
+    assert "--chdir=/scratch/w/ns/run-1" in options
+    assert "--output=/scratch/w/ns/run-1/simjob-%j.out" in options
+    assert not any(option.startswith("--chdir=/scratch/w ") for option in options)
+    for bad in ("relative", "/a/../b", "/with space", "/per%cent"):
+        with pytest.raises(InvalidJobSpec):
+            JobSpec(marker="simjob-d", command=["true"], directory=bad)

@@ -65,6 +65,7 @@ class Runtime:
             notify=self.queue.add,
             settings=settings.slurm,
             unknown_grace=settings.timings.unknown_tier_grace,
+            progressed=self._progressed,
             known_uids=lambda: {record.uid for record in self.cache.records()},
         )
         self.progress = ProgressReader(kube, self._progressed)

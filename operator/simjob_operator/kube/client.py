@@ -373,6 +373,19 @@ class Kube(UsageCalls):
         labels = (secret.get("metadata") or {}).get("labels") or {}
         return SecretData(decoded, {str(k): str(v) for k, v in labels.items()})
 
+    async def get_configmap_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
+        """A ConfigMap's ``data`` (UTF-8) and ``binaryData`` as bytes; None when there is
+        no such ConfigMap. Only the named one is read (RBAC ``get``; Slurm inputs)."""
+        path = f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}"
+        try:
+            body = await self._core(f"GET ConfigMap {namespace}/{name}", "GET", path, [])
+        except Gone:
+            return None
+        found = {key: str(value).encode() for key, value in (body.get("data") or {}).items()}
+        for key, value in (body.get("binaryData") or {}).items():
+            found[key] = base64.b64decode(str(value))
+        return found
+
     # ------------------------------------------------------------------ Events
 
     async def post_event(

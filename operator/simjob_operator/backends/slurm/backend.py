@@ -14,12 +14,17 @@ failed job's message carries the tail of its output. ``cancel`` runs scancel unt
 Slurm confirms the job ended (its real end: a job that completed first stays
 Succeeded); given a record whose status.backendRef holds a job id it cancels that job
 (the reconciler uses this for a job whose SimJob went away while sbatch ran).
+Before sbatch, ``submit`` prepares the run directory (``rundir``: the inputs read from
+ConfigMaps and Secrets, ``outputs/``) and the job runs in it; ``Submitted`` carries it
+as the workspace. ``observe`` has ``progress`` follow the batch output of a running job
+(one command per cluster and interval for all of them); the failure tail is read there.
 
 Errors: Slurm unreachable raises ``backends.base.BackendUnavailable`` (the reconciler
 keeps the phase and retries with backoff); the SlurmCluster's ``Reachable`` condition
 is set by the clients themselves (``reachability``). What no retry fixes before
 anything was submitted is ``Rejected`` with a reason: ``UnknownSlurmCluster``,
-``InvalidSlurmCredentials`` (Secrets), ``SlurmRejected`` (sbatch refused),
+``InvalidSlurmCredentials`` (Secrets), ``InvalidInputs``/``InputNotFound``
+(``spec.inputs``, after a grace), ``SlurmRejected`` (sbatch refused),
 ``SlurmUnsatisfiable`` (no node of the partition can ever run it, e.g. more GPUs
 than any node has), ``InvalidSpec`` (values sbatch cannot take safely); a missing
 SlurmCluster or Secret gets a grace (``RetryAfter``) for objects applied in the wrong order. Once a job
@@ -63,12 +68,27 @@ from simjob_operator.backends.slurm.jobs import (
 )
 from simjob_operator.backends.slurm.measures import Annotator, ClusterIdentity
 from simjob_operator.backends.slurm.poller import ClusterPoller, Key
+from simjob_operator.backends.slurm.progress import SlurmProgress
+from simjob_operator.backends.slurm.rundir import (
+    INVALID_INPUTS,
+    NOT_FOUND,
+    InputError,
+    InputMissing,
+    in_run_dir,
+    place_of,
+    prepare,
+    read_inputs,
+    run_dir_in,
+    run_dir_of,
+    workspace,
+)
 from simjob_operator.backends.slurm.sites import Site, SiteError, Sites
 from simjob_operator.backends.slurm.supervisor import Pollers
 from simjob_operator.backends.slurm.sweep import OrphanSweep
 from simjob_operator.core.logs import SimJobLogger, simjob_logger
 from simjob_operator.core.observations import Observation, ObservedState
 from simjob_operator.core.phases import is_terminal
+from simjob_operator.core.progress import ProgressReport
 from simjob_operator.core.settings import DEFAULT, SlurmTimings
 from simjob_operator.core.sightings import Seen
 from simjob_operator.core.times import parse_time
@@ -77,6 +97,8 @@ from simjob_operator.kube.seam import KubeApi
 from slurm_bridge import (
     InvalidJobSpec,
     JobKind,
+    RunDirError,
+    Runner,
     SlurmClient,
     SlurmRejected,
     SlurmUnavailable,
@@ -109,12 +131,16 @@ class SlurmBackend:
         unknown_grace: float = DEFAULT.timings.unknown_tier_grace,
         sites: Sites | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        progressed: Callable[[Key, ProgressReport], None] = lambda key, report: None,
         known_uids: Callable[[], Collection[str]] = tuple,
     ) -> None:
+        self._kube = kube
         self._unknown_grace = unknown_grace
+        self._timeout = settings.command_timeout
         self.sites = sites if sites is not None else Sites(kube, settings=settings)
         self._now = now
         self._pollers = Pollers(kube, self.sites, notify, settings)
+        self.progress = SlurmProgress(self.sites, progressed, timeout_s=settings.command_timeout)
         self._tails: dict[str, str] = {}
         self._annotator = Annotator()
         self.identity = ClusterIdentity(kube)
@@ -129,7 +155,7 @@ class SlurmBackend:
         return None  # the job id is known only after sbatch
 
     def planned_workspace(self, record: SimJobRecord, grant: Grant) -> WorkspaceStatus | None:
-        return None  # the run directory is known with the site, at submit
+        return None  # the run directory is known with the login's workDir, at submit
 
     # ------------------------------------------------------------------ the task
 
@@ -139,12 +165,13 @@ class SlurmBackend:
         return self._pollers.by_name
 
     async def run(self) -> None:
-        """Pollers, the SlurmCluster resync, the start-up tracking and the orphan
-        sweep, until ``stop``."""
-        await asyncio.gather(self._pollers.run(), self.sweep.run())
+        """Pollers, the SlurmCluster resync, the start-up tracking, the progress reads
+        and the orphan sweep, until ``stop``."""
+        await asyncio.gather(self._pollers.run(), self.progress.run(), self.sweep.run())
 
     def stop(self) -> None:
         self._pollers.stop()
+        self.progress.stop()
         self.sweep.stop()
 
     def poller(self, site: Site) -> ClusterPoller:
@@ -167,9 +194,17 @@ class SlurmBackend:
                 return RetryAfter(wait, error.message)
             return Rejected(error.reason, error.message)
         created = False
+        runner, work_dir = place_of(client)
+        try:
+            run_dir = run_dir_of(work_dir, record.namespace, record.name, record.uid)
+        except InvalidJobSpec as exc:
+            return Rejected(Reason.INVALID_SPEC, str(exc))
         try:
             job_id = await client.find(marker(record.uid))
             if job_id is None:
+                refused = await self._prepare(record, site.name, runner, run_dir)
+                if refused is not None:
+                    return refused
                 try:
                     job = job_spec(
                         namespace=record.namespace,
@@ -180,6 +215,7 @@ class SlurmBackend:
                         grant=grant,
                         cluster_id=await self.identity.get(),
                     )
+                    job = in_run_dir(job, run_dir, with_inputs=bool(record.spec.inputs))
                 except InvalidJobSpec as exc:
                     return Rejected(Reason.INVALID_SPEC, str(exc))
                 try:
@@ -205,7 +241,27 @@ class SlurmBackend:
         message = f"{verb} Slurm job {job_id} on {site.name}"
         log.bind(backend_id=job_id).info("%s", message)
         ref = BackendRef(kind=c.SLURM_JOB_KIND, id=job_id, cluster=site.name)
-        return Submitted(ref, created=created, message=message)
+        return Submitted(ref, created, message, workspace=workspace(site.name, run_dir))
+
+    async def _prepare(
+        self, record: SimJobRecord, cluster: str, runner: Runner, run_dir: str
+    ) -> Rejected | RetryAfter | None:
+        """Read ``spec.inputs`` and write them into the new run directory (``rundir``);
+        a refusal, or None when the run directory is ready. Raises ``SlurmUnavailable``."""
+        assert record.spec is not None
+        try:
+            inputs = await read_inputs(self._kube, record.namespace, list(record.spec.inputs))
+            await prepare(runner, run_dir, inputs, self._timeout)
+        except InputMissing as exc:
+            wait = self._grace_left(record)  # may be applied a moment after the SimJob
+            return RetryAfter(wait, exc.message) if wait > 0 else Rejected(NOT_FOUND, exc.message)
+        except InputError as exc:
+            return Rejected(INVALID_INPUTS, exc.message)
+        except InvalidJobSpec as exc:  # slurm_bridge.UnsafeRunPath
+            return Rejected(INVALID_INPUTS, str(exc))
+        except RunDirError as exc:
+            return Rejected(Reason.SLURM_REJECTED, f"{cluster} refused the run directory: {exc}")
+        return None
 
     async def observe(self, record: SimJobRecord, seen: Seen | None = None) -> Observation:
         slurm = record.spec.slurm if record.spec is not None else None
@@ -238,8 +294,10 @@ class SlurmBackend:
             raise BackendUnavailable(message) from exc
         gpus = record.status.grant.gpu if record.status.grant is not None else 0
         observation = interpret(state, stopping=stopping(record), cluster=site.name, gpus=gpus)
+        run_dir = run_dir_in(record, site.name)
+        self._follow_progress(record, site.name, job_id, run_dir, observation)
         if observation.state == ObservedState.FAILED and state.kind is JobKind.FAILED:
-            tail = await self._tail(client, job_id, log)
+            tail = await self._tail(client, job_id, log, run_dir)
             observation = dataclasses.replace(observation, message=failure_message(state, tail))
         problem = poller.credentials.problem(login_of(record))
         where = f"Slurm job {job_id} on {site.name}"
@@ -247,12 +305,23 @@ class SlurmBackend:
             observation, state, client, problem=problem, where=where, log=log
         )
 
+    def _follow_progress(
+        self, record: SimJobRecord, cluster: str, job_id: str, run_dir: str | None, obs: Observation
+    ) -> None:
+        if run_dir is None or obs.state != ObservedState.RUNNING or obs.still_running:
+            self.progress.untrack(record.key)
+            return
+        grant = record.status.grant
+        interval = float((grant.progress_interval_seconds if grant is not None else None) or 10)
+        self.progress.track(record.key, cluster, login_of(record), run_dir, job_id, interval)
+
     async def cancel(self, record: SimJobRecord) -> bool:
         """scancel the job of ``record`` (the id in status.backendRef, else the one its
         marker finds); True once Slurm confirms it ended or never had it. A terminal
         phase means the job has ended already: no Slurm call."""
         slurm = record.spec.slurm if record.spec is not None else None
         job_id = job_id_of(record)
+        self.progress.untrack(record.key)
         if is_terminal(record.phase) or slurm is None:
             return True  # its job has ended (or never existed)
         log = simjob_logger(record)
@@ -315,11 +384,13 @@ class SlurmBackend:
         # A job exists: keep the phase and retry.
         raise BackendUnavailable(f"Slurm job {job_id}: {error.message}") from error
 
-    async def _tail(self, client: SlurmClient, job_id: str, log: SimJobLogger) -> str:
+    async def _tail(
+        self, client: SlurmClient, job_id: str, log: SimJobLogger, run_dir: str | None
+    ) -> str:
         if job_id in self._tails:
             return self._tails[job_id]
         try:
-            tail = await client.output_tail(job_id)
+            tail = await client.output_tail(job_id, directory=run_dir)
         except SlurmUnavailable as exc:
             log.warning("could not read the output of Slurm job %s: %s", job_id, exc.message)
             return ""

@@ -225,9 +225,15 @@ class ReportingClient:
         return await self._report(self.inner.find(marker))
 
     async def output_tail(
-        self, job_id: str, lines: int = DEFAULT_TAIL_LINES, max_bytes: int = DEFAULT_TAIL_BYTES
+        self,
+        job_id: str,
+        lines: int = DEFAULT_TAIL_LINES,
+        max_bytes: int = DEFAULT_TAIL_BYTES,
+        *,
+        directory: str | None = None,
     ) -> str:
-        return await self._report(self.inner.output_tail(job_id, lines, max_bytes))
+        tail = self.inner.output_tail(job_id, lines, max_bytes, directory=directory)
+        return await self._report(tail)
 
     async def ping(self) -> None:
         await self._report(self.inner.ping())

@@ -14,7 +14,9 @@ per change of phase, queue position or progress, then ``end``), and cancels.
     POST /runs/{name}/cancel         cancel
 
 Run it: ``SIMJOB_GATEWAY_USERS=users.json uvicorn gateway:app`` (users.json:
-``{"token": {"user": "alice", "owner": "alice", "namespace": "physics"}}``).
+``{"token": {"user": "alice", "owner": "alice", "namespace": "physics"}}``). The owner
+policy (docs/helm.md) must let that namespace bill those owners: an administrator runs
+``kubectl annotate namespace physics simjob.io/allowed-owners='*'`` (or lists them).
 Tested in tests/sdk/test_gateway.py; walked through in docs/sdk.md.
 """
 

@@ -442,5 +442,8 @@ def test_simjobs_finishing_together_take_turns_instead_of_losing_races() -> None
     assert all(r is not None and r.status.accounted_in == LEDGER for r in stored)
     assert ledger(kube, LEDGER).sim_jobs == 30
     assert ledger(kube, LEDGER).pending == []
-    # one fold and one unpend each, no write lost to a 409 and retried
-    assert kube.calls["patch_simusage_status"] == 60
+    # one fold each, no write lost to a 409 and retried; each fold reuses the ledger the
+    # one before stored and unpends the uids marked before it; one unpend at the end
+    assert kube.calls["patch_simusage_status"] == 31
+    assert kube.calls["get_simusage"] == 1
+    assert kube.calls["get_simjob"] == 30

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -56,6 +57,16 @@ AfterStep = Callable[[str, SimJobRecord], None]
 Then = Callable[[SimJobRecord, ObjectLogger], Awaitable[float | None]]
 
 
+@dataclasses.dataclass
+class Turn:
+    """The SimJobs of one ledger taking turns in this process (``Accounting._turn``)."""
+
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    users: int = 0  # holding or waiting for the lock
+    ledger: Body | None = None  # as the last write stored it (None: read it)
+    marked: set[str] = dataclasses.field(default_factory=set)  # marked, still pending
+
+
 class Accounting:
     def __init__(
         self,
@@ -72,7 +83,7 @@ class Accounting:
         self._on_stored = on_stored
         self._attempts = attempts
         self.after_step: AfterStep | None = None
-        self._turns: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
+        self._turns: dict[tuple[str, str], Turn] = {}
 
     async def finished(self, record: SimJobRecord, log: ObjectLogger) -> float | None:
         """A finished SimJob: count it, then hand it on (``controller.retention``: the
@@ -93,33 +104,40 @@ class Accounting:
             return record
         charge = charge_of(record)
         name = ledger_name(charge.owner, charge.tier, charge.period)
-        async with self._turn((record.namespace, name)):
+        async with self._turn((record.namespace, name)) as turn:
+            result: SimJobRecord | None = record
             for _ in range(self._attempts):
                 try:
-                    return await self._account_once(record, name, log)
+                    result = await self._account_once(record, name, log, turn)
+                    break
                 except Conflict:
+                    turn.ledger = None  # read it again
                     log.debug("ledger %s or the SimJob changed meanwhile; again", name)
-        return record
+            if turn.users == 1 and turn.marked:  # nobody waits to fold them away: now
+                await self._unpend(record.namespace, name, turn, log)
+            return result
 
     @contextlib.asynccontextmanager
-    async def _turn(self, key: tuple[str, str]) -> AsyncIterator[None]:
+    async def _turn(self, key: tuple[str, str]) -> AsyncIterator[Turn]:
         """One SimJob at a time per ledger in this process: SimJobs finishing together
         would otherwise mostly lose 409 races on the one object (the preconditions, not
-        this lock, make it correct; it only saves the retries)."""
-        entry = self._turns.setdefault(key, (asyncio.Lock(), [0]))
-        entry[1][0] += 1
+        this lock, make it correct). Taking turns also lets each fold reuse the ledger
+        as the previous one stored it and drop the uids it marked from ``pending``."""
+        turn = self._turns.setdefault(key, Turn())
+        turn.users += 1
         try:
-            async with entry[0]:
-                yield
+            async with turn.lock:
+                yield turn
         finally:
-            entry[1][0] -= 1
-            if entry[1][0] == 0:
+            turn.users -= 1
+            if turn.users == 0:
                 del self._turns[key]
 
     async def _account_once(
-        self, record: SimJobRecord, name: str, log: ObjectLogger
+        self, record: SimJobRecord, name: str, log: ObjectLogger, turn: Turn
     ) -> SimJobRecord | None:
-        ledger = await self._ledger(record, name)
+        ledger = turn.ledger or await self._ledger(record, name)
+        turn.ledger = ledger
         body = await self._kube.get_simjob(record.namespace, record.name)  # after the ledger
         if body is None or (body.get("metadata") or {}).get("uid") != record.uid:
             return None  # gone: it was counted before its finalizer was removed
@@ -129,20 +147,19 @@ class Accounting:
         charge = charge_of(fresh)
         status = SimUsageStatus.model_validate(ledger.get("status") or {})
         if not is_pending(status, charge.uid):
-            drop = (
-                await self._sweep(record.namespace, status)
-                if len(status.pending) >= SWEEP_AT
-                else set()
-            )
+            drop = set(turn.marked)  # marked by the turns before this one
+            if len(status.pending) - len(drop) >= SWEEP_AT:
+                drop |= await self._sweep(record.namespace, status)
             if len(status.pending) - len(drop) >= MAX_PENDING:
                 raise Conflict(f"SimUsage {name}: {MAX_PENDING} SimJobs pending; again later")
             new = fold(status, charge, now=self._now(), drop=drop)
-            ledger = await self._kube.patch_simusage_status(
+            turn.ledger = await self._kube.patch_simusage_status(
                 record.namespace,
                 name,
                 new.to_api(),
                 resource_version=str(ledger["metadata"]["resourceVersion"]),
             )
+            turn.marked -= drop
             log.info(
                 "counted in SimUsage %s (%s, %s CPU-s)", name, charge.outcome, charge.cpu_seconds
             )
@@ -156,8 +173,8 @@ class Accounting:
         if self._on_stored is not None:
             self._on_stored(marked)
         stored = SimJobRecord.from_plain(marked)
+        turn.marked.add(record.uid)  # unpended by the next fold, or at the end of the turns
         self._step("marked", stored)
-        await self._unpend(record, name, ledger, log)
         return stored
 
     async def _ledger(self, record: SimJobRecord, name: str) -> Body:
@@ -177,28 +194,31 @@ class Accounting:
             raise Refused(f"SimUsage {name} belongs to {spec.owner}/{spec.tier}/{spec.period}")
         return body
 
-    async def _unpend(
-        self, record: SimJobRecord, name: str, ledger: Body, log: ObjectLogger
-    ) -> None:
-        """Take the marked uid out of ``pending``; a lost race re-reads, a crash leaves it."""
+    async def _unpend(self, namespace: str, name: str, turn: Turn, log: ObjectLogger) -> None:
+        """Take the uids marked in these turns out of ``pending`` in one write; a lost race
+        re-reads; what a crash leaves is swept by a later fold."""
         for _ in range(self._attempts):
+            ledger = turn.ledger or await self._kube.get_simusage(namespace, name)
+            if ledger is None:
+                break
             status = SimUsageStatus.model_validate(ledger.get("status") or {})
-            if not is_pending(status, record.uid):
-                return
+            uids = {uid for uid in turn.marked if is_pending(status, uid)}
+            if not uids:
+                break
             try:
-                await self._kube.patch_simusage_status(
-                    record.namespace,
+                turn.ledger = await self._kube.patch_simusage_status(
+                    namespace,
                     name,
-                    unpend(status, {record.uid}).to_api(),
+                    unpend(status, uids).to_api(),
                     resource_version=str(ledger["metadata"]["resourceVersion"]),
                 )
-                return
+                break
             except Conflict:
-                fresh = await self._kube.get_simusage(record.namespace, name)
-                if fresh is None:
-                    return
-                ledger = fresh
-        log.info("SimUsage %s: %s stays pending until a later fold sweeps it", name, record.uid)
+                turn.ledger = None
+        else:
+            log.info("SimUsage %s: %d marked uid(s) stay pending until a later fold sweeps them",
+                     name, len(turn.marked))  # fmt: skip
+        turn.marked.clear()
 
     async def _sweep(self, namespace: str, status: SimUsageStatus) -> set[str]:
         """Pending uids whose SimJob is marked or gone (safe to drop: never folded again)."""

@@ -27,6 +27,7 @@ from simjob_operator.core.ledger import (
     to_decimal,
     unpend,
 )
+from simjob_operator.core.observations import MeasuredUsage, Observation, ObservedState
 from simjob_operator.core.phases import Phase, Verdict
 from simjob_operator.core.progress import ProgressReport
 from simjob_operator.core.statuses import build_status
@@ -167,3 +168,17 @@ def test_the_final_usage_counts_gpus_and_memory() -> None:
     assert new.usage is not None
     assert new.usage.gpu_seconds == 10.0
     assert new.usage.memory_gib_seconds == 5.0
+
+
+def test_a_measured_wall_time_also_scales_gpus_and_memory() -> None:
+    """Slurm's accounting replaces the wall time (and CPU seconds): the GPU and memory
+    seconds follow the measured wall time, not the operator's estimate."""
+    status = running(NOW - timedelta(seconds=10))
+    done = Verdict(phase=Phase.SUCCEEDED, reason="Completed", message="", exit_code=0)
+    measured = MeasuredUsage(source="sacct", wall_seconds=7.0, cpu_seconds=21.0)
+    observation = Observation(ObservedState.SUCCEEDED, exit_code=0, usage=measured)
+    new = build_status(status, done, now=NOW, generation=1, observation=observation)
+    assert new.usage is not None
+    assert (new.usage.wall_seconds, new.usage.cpu_seconds) == (7.0, 21.0)
+    assert (new.usage.gpu_seconds, new.usage.memory_gib_seconds) == (7.0, 3.5)
+    assert new.usage.source == "sacct"

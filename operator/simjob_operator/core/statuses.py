@@ -64,17 +64,22 @@ def set_conditions(
     return known + [by_type[name] for name in sorted(by_type)]
 
 
+def _rates(status: SimJobStatus) -> tuple[float, int, float]:
+    """The granted CPUs, GPUs and GiB of memory (zeros when unknown)."""
+    if status.resources is None:
+        return 0.0, 0, 0.0
+    try:
+        cores = cpu_cores(status.resources.cpu)
+        gib = memory_bytes(status.resources.memory) / 2**30
+    except QuantityError:
+        cores = gib = 0.0
+    return cores, status.resources.gpu, gib
+
+
 def _usage(status: SimJobStatus, end: datetime) -> Usage:
     start = parse_time(status.start_time)
     wall = max(0.0, (end - start).total_seconds()) if start is not None else 0.0
-    cores = gib = 0.0
-    gpus = status.resources.gpu if status.resources is not None else 0
-    if status.resources is not None:
-        try:
-            cores = cpu_cores(status.resources.cpu)
-            gib = memory_bytes(status.resources.memory) / 2**30
-        except QuantityError:
-            cores = gib = 0.0
+    cores, gpus, gib = _rates(status)
     return Usage(
         wall_seconds=round(wall, 3),
         cpu_seconds=round(wall * cores, 3),
@@ -182,6 +187,10 @@ def _build(
         new.usage = _usage(new, end)
         if observation is not None and observation.usage is not None:
             new.usage = measured_usage(new.usage, observation.usage)
+            _cores, gpus, gib = _rates(new)  # GPUs and memory over the measured wall time
+            wall = new.usage.wall_seconds
+            new.usage.gpu_seconds = round(wall * gpus, 3)
+            new.usage.memory_gib_seconds = round(wall * gib, 3)
     return new
 
 

@@ -8,14 +8,17 @@ over ``SshPool``/``SshTarget`` from ``slurm_bridge.ssh``) for the SimJob's clust
 ``work_dir(job)`` that account's work directory (the SlurmCluster's ``spec.workDir``, or
 the per-user Secret's ``workDir``). Then:
 
-* the batch output is ``slurm_bridge.scripts.output_path(work_dir, job id)``, read with
-  ``slurm_bridge.rundirs.fetch_file`` (``read_batch_output``);
-* a run directory is ``slurm_bridge.rundirs.run_dir_path(work_dir, namespace, name, uid)``,
-  listed with ``list_run_dir`` and read with ``fetch_file`` (``list_outputs``,
-  ``fetch_output``).
+* a run directory is ``status.workspace.directory`` (where the operator put it), else
+  ``slurm_bridge.rundirs.run_dir_path(work_dir, namespace, name, uid)``, listed with
+  ``list_run_dir`` and read with ``fetch_file`` (``list_outputs``, ``fetch_output``);
+* the batch output is ``simjob-<job id>.out`` in the run directory (docs/data.md), read
+  with ``fetch_file`` (``read_batch_output``); a SimJob submitted by an operator older
+  than run directories has it in the work directory itself, where it is read then.
 
 ``slurm_bridge`` is imported only when called (it pulls asyncssh only for SSH).
-Without a ``SlurmAccess`` these raise ``BackendUnavailable`` saying so. Used by
+Without a ``SlurmAccess`` these raise ``BackendUnavailable`` saying so; a site that cannot
+be reached is ``BackendUnavailable``; a path out of the run directory, a symlink or a
+missing file is ``Rejected`` (the bridge's ``UnsafeRunPath``/``RunDirError``). Used by
 ``simjob_sdk.client``.
 """
 
@@ -26,7 +29,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from simjob_sdk.errors import BackendUnavailable, NotFound
+from simjob_sdk.errors import BackendUnavailable, NotFound, Rejected
 from simjob_sdk.objects import OutputFile, SimJobObject
 
 if TYPE_CHECKING:
@@ -60,11 +63,14 @@ def _job_id(job: SimJobObject) -> str:
 async def _with_runner(
     access: SlurmAccess, job: SimJobObject, coro_for: Callable[[Runner, str], object]
 ) -> object:
-    from slurm_bridge.errors import SlurmError
+    from slurm_bridge.errors import InvalidJobSpec, SlurmError
+    from slurm_bridge.rundirs import RunDirError
 
     runner = access.runner(job)
     try:
         return await coro_for(runner, access.work_dir(job))  # type: ignore[misc]
+    except (InvalidJobSpec, RunDirError) as exc:  # an unsafe path; a link, a missing file
+        raise Rejected(f"{runner.where}: {exc}") from exc
     except SlurmError as exc:
         raise BackendUnavailable(f"{runner.where}: {exc}") from exc
     finally:
@@ -76,11 +82,13 @@ def read_batch_output(access: SlurmAccess | None, job: SimJobObject) -> bytes:
     use = _require(access, "logs")
     job_id = _job_id(job)
 
+    where = job.workspace_directory  # None: submitted before run directories
+
     async def read(runner: Runner, work_dir: str) -> bytes:
         from slurm_bridge.rundirs import fetch_file
         from slurm_bridge.scripts import OUTPUT_PATTERN
 
-        return await fetch_file(runner, work_dir, OUTPUT_PATTERN.replace("%j", job_id))
+        return await fetch_file(runner, where or work_dir, OUTPUT_PATTERN.replace("%j", job_id))
 
     found = asyncio.run(_with_runner(use, job, read))
     assert isinstance(found, bytes)

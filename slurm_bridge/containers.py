@@ -29,6 +29,18 @@ Per runtime (``ContainerRuntime``):
   environment to the container, so the variables are exported as they are without a
   container.
 
+Signals: under Slurm, podman's own forwarding of signals to the container
+(``--sig-proxy``) loses the ``SIGTERM`` of ``scancel`` or of the time limit (measured with
+podman 4.3 under slurmd: the ``SIGCONT`` Slurm sends first is forwarded by a ``runc kill``
+child that Slurm's ``SIGTERM`` then kills, and the ``SIGTERM`` itself never reaches the
+container), and the container outlives the job unless it is in the job's cgroup. So
+podman and podman-hpc run under ``PODMAN_SUPERVISOR``, a fixed POSIX sh program (no user
+value in its text; the command line arrives as its positional parameters): it adds
+``--pidfile`` (a ``mktemp`` file) to the run, and on ``TERM``, ``INT``, ``HUP``, ``USR1``
+or ``USR2`` sends that signal straight to the container's first process (as soon as
+podman has written its pid, if the signal comes first); it exits with podman's status,
+the program's exit code.
+
 The environment: podman and podman-hpc get ``--env=NAME=value`` arguments (the
 variables are never put into the environment of the runtime itself, where ``PATH``,
 ``HOME`` or ``LD_PRELOAD`` meant for the container would change how podman runs); the
@@ -55,6 +67,7 @@ __all__ = [
     "APPTAINER_ENV_PREFIX",
     "DEFAULT_GPU_ARGS",
     "DEFAULT_RUN_ARGS",
+    "PODMAN_SUPERVISOR",
     "Container",
     "ContainerRuntime",
     "Mount",
@@ -111,6 +124,49 @@ _SUBCOMMAND = {
     ContainerRuntime.APPTAINER: "exec",
 }
 _IMAGE_WORKDIR = frozenset({ContainerRuntime.PODMAN, ContainerRuntime.PODMAN_HPC})
+_SUPERVISED = _IMAGE_WORKDIR
+# $1: the position of podman's "run" in the command line that follows (1-based).
+PODMAN_SUPERVISOR = r"""
+at=$1; shift
+pidfile=$(mktemp) || exit 1
+i=0
+for word do
+  shift
+  set -- "$@" "$word"
+  i=$((i + 1))
+  if [ "$i" -eq "$at" ]; then set -- "$@" "--pidfile=$pidfile"; fi
+done
+child=
+forward() {
+  pid=$(cat "$pidfile" 2>/dev/null)
+  case $pid in
+    '' | *[!0-9]*)
+      # Not started yet: send it once podman has written the pid (for up to a minute).
+      (
+        i=0
+        while [ "$i" -lt 600 ]; do
+          pid=$(cat "$pidfile" 2>/dev/null)
+          case $pid in '' | *[!0-9]*) ;; *) exec kill -s "$1" "$pid" ;; esac
+          sleep 0.1
+          i=$((i + 1))
+        done
+      ) &
+      ;;
+    *) kill -s "$1" "$pid" 2>/dev/null ;;
+  esac
+}
+for sig in TERM INT HUP USR1 USR2; do trap "forward $sig" "$sig"; done
+"$@" &
+child=$!
+status=0
+wait "$child" || status=$?
+while kill -0 "$child" 2>/dev/null; do
+  status=0
+  wait "$child" || status=$?
+done
+rm -f "$pidfile"
+exit "$status"
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +320,8 @@ def container_argv(
 def containerize(spec: JobSpec, container: Container | None) -> JobSpec:
     """``spec`` run inside ``container`` (unchanged without one, or with runtime none).
 
-    The result's command is the runtime's command line (``container_argv``), its
+    The result's command is the runtime's command line (``container_argv``; for podman
+    and podman-hpc run by ``PODMAN_SUPERVISOR``), its
     working directory unset (the batch script stays where sbatch started it, the run
     directory or the work directory); resources, placement, marker and run directory
     are kept. Raises ``InvalidJobSpec`` when a value cannot be passed (e.g. an
@@ -283,4 +340,7 @@ def containerize(spec: JobSpec, container: Container | None) -> JobSpec:
     argv = container_argv(
         container, spec.argv, env=spec.env, working_dir=spec.working_dir, gpus=spec.gpus
     )
+    if runtime in _SUPERVISED:
+        run_at = len(container.global_args) + 2  # the binary, its global options, "run"
+        argv = ["/bin/sh", "-c", PODMAN_SUPERVISOR, "sh", str(run_at), *argv]
     return dataclasses.replace(spec, command=argv, args=(), env=env, working_dir=None)

@@ -10,8 +10,10 @@ tests/integration/test_slurm_containers.py.
 
 from __future__ import annotations
 
+import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ import pytest
 from slurm_bridge import InvalidJobSpec, JobSpec, batch_script
 from slurm_bridge.containers import (
     DEFAULT_GPU_ARGS,
+    PODMAN_SUPERVISOR,
     Container,
     ContainerRuntime,
     Mount,
@@ -189,6 +192,13 @@ def test_containerize_moves_the_job_into_the_container() -> None:
         partition="gpu",
     )
     podman = containerize(spec, container("podman"))
+    # podman runs under the supervisor, its "run" the 2nd word of its command line.
+    assert podman.command[:5] == ("/bin/sh", "-c", PODMAN_SUPERVISOR, "sh", "2")
+    assert podman.command[5:] == tuple(
+        container_argv(
+            container("podman"), spec.argv, env=spec.env, working_dir=spec.working_dir, gpus=1
+        )
+    )
     # The variables are podman's arguments, never podman's own environment.
     assert podman.env == {}
     assert "--env=PATH=/opt/bin:/usr/bin" in podman.command
@@ -314,6 +324,11 @@ def test_hostile_args_and_env_reach_the_runtime_as_single_words(
 
     argv, seen_env = run_script(script, tmp_path)
     expected = container_argv(box, spec.argv, env=env, working_dir=spec.working_dir, gpus=spec.gpus)
+    if runtime in ("podman", "podman-hpc"):
+        # The supervisor adds its --pidfile right after "run", and nothing else.
+        assert argv[0] == "run"
+        assert argv[1].startswith("--pidfile=/")
+        del argv[1]
     assert argv == expected[1:]
     # The job's argv is exactly what follows the '--' (and the image) that ends options.
     after = argv[argv.index("--") + 1 :]
@@ -334,3 +349,88 @@ def test_hostile_args_and_env_reach_the_runtime_as_single_words(
     else:
         assert {name: seen_env[name] for name in env} == env
     assert not Path("/tmp/simjob-pwned").exists()
+
+
+# ------------------------------------------------------------ the podman supervisor
+
+FAKE_PODMAN = """#!/usr/bin/env python3
+# A stand-in for podman run: starts the "container's first process" (another process),
+# writes its pid to the --pidfile it was given, exits with its status, and ignores the
+# signals itself (podman's own forwarding is what fails under Slurm).
+import os, signal, subprocess, sys
+out = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(out, "podman-argv"), "w") as f:
+    f.write("\\n".join(sys.argv[1:]) + "\\n")
+pidfile = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--pidfile=")][0]
+child = subprocess.Popen([sys.executable, os.path.join(out, "program.py")] + sys.argv[-2:])
+for number in (signal.SIGTERM, signal.SIGUSR1):
+    signal.signal(number, signal.SIG_IGN)
+with open(pidfile, "w") as f:
+    f.write(str(child.pid))
+sys.exit(child.wait())
+"""
+PROGRAM = """
+import os, signal, sys, time
+out = os.path.dirname(os.path.abspath(__file__))
+seconds, code = float(sys.argv[1]), int(sys.argv[2])
+def stop(number, frame):
+    with open(os.path.join(out, "signal"), "w") as f:
+        f.write(signal.Signals(number).name)
+    sys.exit(143)
+for number in (signal.SIGTERM, signal.SIGUSR1):
+    signal.signal(number, stop)
+open(os.path.join(out, "ready"), "w").close()
+time.sleep(seconds)
+sys.exit(code)
+"""
+
+
+def supervised_job(tmp_path: Path, seconds: float, exit_code: int) -> subprocess.Popen[bytes]:
+    fake = tmp_path / "podman"
+    fake.write_text(FAKE_PODMAN, encoding="utf-8")
+    fake.chmod(0o755)
+    (tmp_path / "program.py").write_text(PROGRAM, encoding="utf-8")
+    spec = JobSpec(marker="m-1", command=["program"], args=[str(seconds), str(exit_code)])
+    job = containerize(spec, container("podman", binary=str(fake), global_args=["--root=/r"]))
+    script = tmp_path / "job.sh"
+    script.write_text(batch_script(job), encoding="utf-8")
+    return subprocess.Popen(["/bin/sh", str(script)], env={"PATH": "/usr/bin:/bin"})
+
+
+def pid_file(tmp_path: Path) -> Path:
+    """The --pidfile the supervisor gave podman, once the program's pid is in it and
+    the program handles its signals."""
+    for _ in range(200):
+        argv = tmp_path / "podman-argv"
+        if argv.exists():
+            words = argv.read_text().splitlines()
+            if len(words) > 2:
+                path = Path(words[2].removeprefix("--pidfile="))
+                ready = (tmp_path / "ready").exists()
+                if ready and path.exists() and path.read_text().strip():
+                    return path
+        time.sleep(0.05)
+    raise AssertionError("podman never got a pid file with the program's pid")
+
+
+@pytest.mark.parametrize("exit_code", [0, 3])
+def test_the_supervisor_exits_with_the_programs_status(tmp_path: Path, exit_code: int) -> None:
+    job = supervised_job(tmp_path, 0.5, exit_code)
+    assert job.wait(timeout=60) == exit_code
+    argv = (tmp_path / "podman-argv").read_text().splitlines()
+    assert argv[:2] == ["--root=/r", "run"]
+    assert argv[2].startswith("--pidfile=/")
+    assert argv[-3:] == ["program", "0.5", str(exit_code)]
+    assert not Path(argv[2].removeprefix("--pidfile=")).exists()  # removed at the end
+    assert not (tmp_path / "signal").exists()
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGUSR1"])
+def test_slurms_signal_reaches_the_containers_process_through_the_pidfile(
+    tmp_path: Path, signal_name: str
+) -> None:
+    job = supervised_job(tmp_path, 60, 0)
+    pid_file(tmp_path)
+    job.send_signal(getattr(signal, signal_name))  # to the batch script's shell only
+    assert job.wait(timeout=30) == 143
+    assert (tmp_path / "signal").read_text() == signal_name

@@ -4,8 +4,9 @@
 ``SIMJOB_PROGRESS {json}`` lines, docs/data.md) at a bounded cost: ONE ``sh -c``
 through a ``Runner`` (runners.py locally, ssh.py on a login node) reads every file of
 a batch, whatever their number, and answers with at most one line per file. For each
-(run directory, file name) it reads only the file's last ``tail_bytes`` bytes, keeps
-the lines that start with ``prefix`` and prints the newest (at most ``MAX_LINE_BYTES``).
+(run directory, file name) it reads only the file's last ``tail_bytes`` bytes and
+answers only the newest line that starts with ``prefix`` (at most ``MAX_LINE_BYTES``):
+two processes per file (``stat``, ``dd``) and one ``awk`` for all.
 Paths are positional arguments, never spliced into the program text. A batch whose
 arguments would exceed ``MAX_ARGUMENT_BYTES`` (what one SSH command line can carry
 through a login shell) is split; each part is one more command.
@@ -15,14 +16,15 @@ directory must not be a symlink and is entered with ``cd -P``; a file that is a
 symlink is reported as such and never read; the read itself is ``dd iflag=nofollow``
 (``O_NOFOLLOW``) from inside the directory, so a symlink planted between the check and
 the read is refused too. Missing files (a job not started yet) are simply absent from
-the answer. Needs POSIX sh and GNU coreutils (``dd`` with ``skip_bytes``, ``stat -c``)
-on the login node. Neighbours: rundirs.py (the run directory), scripts.py (where the
+the answer. Needs POSIX sh, awk and GNU coreutils (``dd`` with ``skip_bytes``,
+``stat -c``) on the login node. Neighbours: rundirs.py (the run directory), scripts.py (where the
 output file is: ``output_path``).
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Sequence
 
 from slurm_bridge.errors import InvalidJobSpec, SlurmError, SlurmUnavailable
@@ -45,29 +47,34 @@ MAX_LINE_BYTES = 4096
 MAX_ARGUMENT_BYTES = 96 * 1024
 _PREFIX = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ :]{0,63}")
 
-# $1: bytes to read from each file's end; $2: the line prefix (checked to be a plain
-# regex); then pairs (run directory, file name). Prints "=<index> <what>" per pair and,
-# for "ok", the newest marked line (possibly empty) on the next line.
+# $1: bytes to read from each file's end; $2: the line prefix; $3: a nonce; $4: the
+# longest line kept; then pairs (run directory, file name). For each readable file the
+# loop prints "=<nonce> <index>" on a line of its own and the file's tail; ONE awk keeps
+# each header and the newest marked line after it. Two processes per file (stat, dd),
+# no subshell. A file cannot forge another's header: it does not know the nonce.
 _TAILS = r"""
-max=$1; prefix=$2; limit=$3; shift 3
+max=$1; prefix=$2; nonce=$3; limit=$4; shift 4
 i=0
 while [ "$#" -ge 2 ]; do
   dir=$1; name=$2; shift 2
   i=$((i + 1))
-  (
-    if [ -L "$dir" ] || ! cd -P -- "$dir" 2>/dev/null; then printf '=%s missing\n' "$i"; exit 0; fi
-    if [ -L "$name" ]; then printf '=%s symlink\n' "$i"; exit 0; fi
-    if [ ! -f "$name" ]; then printf '=%s missing\n' "$i"; exit 0; fi
-    size=$(stat -c %s -- "$name" 2>/dev/null) || size=0
-    skip=0
-    [ "$size" -gt "$max" ] && skip=$((size - max))
-    line=$(dd if="$name" iflag=nofollow,nonblock,skip_bytes,count_bytes skip="$skip" \
-      count="$max" bs=65536 status=none 2>/dev/null | tr -d '\000\r' \
-      | grep -a -e "^$prefix" | tail -n 1 | head -c "$limit")
-    printf '=%s ok\n%s\n' "$i" "$line"
-  )
-done
+  [ -L "$dir" ] && continue
+  cd -P -- "$dir" 2>/dev/null || continue
+  [ -L "$name" ] && continue
+  [ -f "$name" ] || continue
+  size=$(stat -c %s -- "$name" 2>/dev/null) || continue
+  skip=0
+  [ "$size" -gt "$max" ] && skip=$((size - max))
+  printf '\n=%s %s\n' "$nonce" "$i"
+  dd if="$name" iflag=nofollow,nonblock,skip_bytes,count_bytes skip="$skip" count="$max" \
+    bs=65536 status=none 2>/dev/null
+done | awk -v h="=$nonce " -v p="$prefix" -v n="$limit" '
+  function flush() { if (head != "") print head; if (last != "") print last }
+  index($0, h) == 1 { flush(); head = $0; last = ""; next }
+  index($0, p) == 1 { last = substr($0, 1, n) }
+  END { flush() }'
 """
+
 # $1 run directory, $2 file name, $3 bytes: the file's last $3 bytes, never through a
 # symlink. Exit 3: no such file; 4: a symlink.
 _TAIL = r"""
@@ -124,21 +131,20 @@ def _batches(files: Sequence[tuple[str, str]]) -> list[list[int]]:
     return [batch for batch in batches if batch]
 
 
-def parse_answer(text: str, count: int) -> list[str | None]:
+def parse_answer(text: str, count: int, nonce: str, prefix: str) -> list[str | None]:
     """The newest marked line of each of ``count`` files from the program's output
     (None: no such line, no such file, or a symlink). Pure."""
     found: list[str | None] = [None] * count
     current: int | None = None
+    header = f"={nonce} "
     for line in text.split("\n"):
-        if line.startswith("="):
-            number, _, what = line[1:].partition(" ")
-            current = int(number) - 1 if number.isdigit() and what == "ok" else None
+        if line.startswith(header):
+            number = line[len(header) :]
+            current = int(number) - 1 if number.isdigit() else None
             if current is not None and not 0 <= current < count:
                 current = None
-            continue
-        if current is not None and line:
-            found[current] = line
-        current = None
+        elif current is not None and line.startswith(prefix):
+            found[current] = line.rstrip("\r")[:MAX_LINE_BYTES]
     return found
 
 
@@ -163,7 +169,9 @@ async def last_marked_lines(
     found: list[str | None] = [None] * len(checked)
     for batch in _batches(checked):
         pairs = [part for index in batch for part in checked[index]]
-        argv = ["sh", "-c", _TAILS, "sh", str(tail_bytes), prefix, str(MAX_LINE_BYTES), *pairs]
+        nonce = secrets.token_hex(16)
+        limit = str(MAX_LINE_BYTES)
+        argv = ["sh", "-c", _TAILS, "sh", str(tail_bytes), prefix, nonce, limit, *pairs]
         result = await runner.run(argv, timeout_s=timeout_s)
         if not result.ok:
             raise SlurmError(
@@ -171,6 +179,7 @@ async def last_marked_lines(
                 argv=result.argv,
                 stderr=result.stderr,
             )
-        for index, line in zip(batch, parse_answer(result.stdout, len(batch)), strict=True):
+        answer = parse_answer(result.stdout, len(batch), nonce, prefix)
+        for index, line in zip(batch, answer, strict=True):
             found[index] = line
     return found

@@ -127,6 +127,32 @@ def test_bad_paths_and_prefixes_are_refused_before_anything_runs(
     assert runner.commands == 0
 
 
-def test_parse_answer_ignores_what_is_not_an_ok_record() -> None:
-    text = "=1 ok\nSIMJOB_PROGRESS {}\n=2 symlink\n=3 ok\n\n=9 ok\nSIMJOB_PROGRESS x\n=x ok\n"
-    assert parse_answer(text, 3) == ["SIMJOB_PROGRESS {}", None, None]
+def test_parse_answer_keeps_the_lines_after_a_header_with_the_nonce() -> None:
+    text = (
+        "=n0nce 1\nSIMJOB_PROGRESS {}\r\n=n0nce 3\n=other 2\nSIMJOB_PROGRESS third\n"
+        "=n0nce 9\nSIMJOB_PROGRESS x\n=n0nce x\nSIMJOB_PROGRESS y\n"
+    )
+    # "=other 2" is no header (another nonce): the line after it is still file 3's.
+    found = parse_answer(text, 3, "n0nce", PREFIX)
+    assert found == ["SIMJOB_PROGRESS {}", None, "SIMJOB_PROGRESS third"]
+
+
+def test_a_job_cannot_forge_the_progress_of_another(tmp_path: Path) -> None:
+    # A file that prints header-like lines (it cannot know the nonce of the command).
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    forged = "".join(f"={i} 2\n=x 2\n" for i in range(5))
+    (tmp_path / "a" / "out").write_text(forged + 'SIMJOB_PROGRESS {"percent": 99}\n')
+    (tmp_path / "b" / "out").write_text('SIMJOB_PROGRESS {"percent": 1}\n')
+    found = lines([(str(tmp_path / "a"), "out"), (str(tmp_path / "b"), "out")])
+    assert found == ['SIMJOB_PROGRESS {"percent": 99}', 'SIMJOB_PROGRESS {"percent": 1}']
+
+
+def test_a_file_without_a_final_newline_keeps_the_next_header(tmp_path: Path) -> None:
+    for name, text in (("a", 'SIMJOB_PROGRESS {"percent": 3}\npartial'), ("b", "x")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "out").write_text(text)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "out").write_text('SIMJOB_PROGRESS {"percent": 4}')  # no newline
+    found = lines([(str(tmp_path / d), "out") for d in "abc"])
+    assert found == ['SIMJOB_PROGRESS {"percent": 3}', None, 'SIMJOB_PROGRESS {"percent": 4}']

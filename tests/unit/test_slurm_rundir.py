@@ -29,7 +29,9 @@ from simjob_operator.backends.slurm.rundir import (
     NOT_FOUND,
     InputError,
     InputMissing,
+    Inputs,
     in_run_dir,
+    prepare,
     read_inputs,
     select,
 )
@@ -244,3 +246,20 @@ def test_local_runner_is_the_default_place_for_pyslurm() -> None:
     runner, work_dir = place_of(Pyslurmish())  # type: ignore[arg-type]
     assert isinstance(runner, LocalRunner)
     assert work_dir == "/scratch/w"
+
+
+def test_preparing_again_after_a_crash_rewrites_the_same_read_only_files(tmp_path: Path) -> None:
+    # An operator killed between writing the inputs and sbatch prepares again on restart.
+    run_dir = str(tmp_path / "w" / "lab" / "again-1")
+    inputs = Inputs(config={"params.json": b"{}"}, secret={"token": b"t"})
+    asyncio.run(prepare(LocalRunner(), run_dir, inputs, 30.0))
+    planted = tmp_path / "elsewhere"
+    (tmp_path / "w" / "lab" / "again-1" / "inputs" / "token").unlink()
+    (tmp_path / "w" / "lab" / "again-1" / "inputs" / "token").symlink_to(planted)
+    asyncio.run(prepare(LocalRunner(), run_dir, inputs, 30.0))
+    folder = tmp_path / "w" / "lab" / "again-1" / "inputs"
+    assert (folder / "params.json").read_bytes() == b"{}"
+    assert not (folder / "token").is_symlink()  # replaced, never written through
+    assert (folder / "token").read_bytes() == b"t"
+    assert not planted.exists()
+    assert stat.S_IMODE((folder / "token").stat().st_mode) == 0o400

@@ -85,6 +85,8 @@ CLUSTER_RULES = [
     {"apiGroups": ["simjob.io"], "resources": ["slurmclusters/status"], "verbs": ["patch"]},
     {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
      "verbs": ["list", "watch"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["kube-system"],
+     "verbs": ["get"]},
 ]  # fmt: skip
 # a valid SimTier spec, for the schema cases
 TIER = {"cpu": "1", "memory": "1Gi", "maxRuntimeSeconds": 60}
@@ -732,6 +734,7 @@ def assert_least_privilege(
         ("create", "events.events.k8s.io", "-n", work),
         ("watch", "simtiers.simjob.io"),
         ("list", "slurmclusters.simjob.io"),
+        ("get", "namespaces/kube-system"),  # the cluster's identity in Slurm job comments
         ("patch", "slurmclusters.simjob.io", "--subresource=status"),
         ("get", "secrets/site-ssh", "-n", system),  # named by the release's SlurmCluster
         ("get", "secrets/site-known-hosts", "-n", system),
@@ -760,6 +763,7 @@ def assert_least_privilege(
         ("create", "roles.rbac.authorization.k8s.io", "-n", work),
         ("create", "serviceaccounts/token", "-n", system),
         ("impersonate", "serviceaccounts", "-n", system),
+        ("get", f"namespaces/{work}"),  # of the namespaces, kube-system only
     )
     for args in allowed:  # what it may do where it serves SimJobs
         assert can_i(kube, subject, *args), f"{subject} should be allowed to {args}"
@@ -786,9 +790,13 @@ def assert_least_privilege(
         "slurmclusters.simjob.io": {"get", "list"},
         "slurmclusters.simjob.io/status": {"patch"},
         "customresourcedefinitions.apiextensions.k8s.io": {"list", "watch"},
+        "configmaps": {"get"},
+        "simusages.simjob.io": {"get", "create"},
+        "simusages.simjob.io/status": {"patch"},
+        "namespaces": {"get"},  # kube-system only (resourceNames)
     }
     if not all_namespaces:
-        expected["namespaces"] = {"list", "watch"}
+        expected["namespaces"] |= {"list", "watch"}
     assert granted == expected
 
 

@@ -27,8 +27,8 @@ anything was submitted is ``Rejected`` with a reason: ``UnknownSlurmCluster``,
 (``spec.inputs``, after a grace), ``SlurmRejected`` (sbatch refused),
 ``SlurmUnsatisfiable`` (no node of the partition can ever run it, e.g. more GPUs
 than any node has), ``InvalidSpec`` (values sbatch cannot take safely); a missing
-SlurmCluster or Secret gets a grace (``RetryAfter``) for objects applied in the wrong order. Once a job
-exists it is never abandoned silently. ``run`` is the backend's task
+SlurmCluster or Secret gets a grace (``RetryAfter``) for objects applied in the wrong
+order. Once a job exists it is never abandoned silently. ``run`` is the backend's task
 (``supervisor``): it re-lists the SlurmClusters, runs one poller per cluster and, at
 start, tracks the jobs of every unfinished SimJob (one LIST); a poll that sees a job
 change calls ``notify`` with its SimJob's key. A job's comment names this Kubernetes
@@ -70,14 +70,9 @@ from simjob_operator.backends.slurm.measures import Annotator, ClusterIdentity
 from simjob_operator.backends.slurm.poller import ClusterPoller, Key
 from simjob_operator.backends.slurm.progress import SlurmProgress
 from simjob_operator.backends.slurm.rundir import (
-    INVALID_INPUTS,
-    NOT_FOUND,
-    InputError,
-    InputMissing,
     in_run_dir,
     place_of,
-    prepare,
-    read_inputs,
+    prepare_run_dir,
     run_dir_in,
     run_dir_of,
     workspace,
@@ -97,8 +92,6 @@ from simjob_operator.kube.seam import KubeApi
 from slurm_bridge import (
     InvalidJobSpec,
     JobKind,
-    RunDirError,
-    Runner,
     SlurmClient,
     SlurmRejected,
     SlurmUnavailable,
@@ -202,7 +195,10 @@ class SlurmBackend:
         try:
             job_id = await client.find(marker(record.uid))
             if job_id is None:
-                refused = await self._prepare(record, site.name, runner, run_dir)
+                refused = await prepare_run_dir(
+                    self._kube, record, site.name, runner, run_dir,
+                    grace_left=self._grace_left(record), timeout_s=self._timeout,
+                )  # fmt: skip
                 if refused is not None:
                     return refused
                 try:
@@ -243,26 +239,6 @@ class SlurmBackend:
         ref = BackendRef(kind=c.SLURM_JOB_KIND, id=job_id, cluster=site.name)
         return Submitted(ref, created, message, workspace=workspace(site.name, run_dir))
 
-    async def _prepare(
-        self, record: SimJobRecord, cluster: str, runner: Runner, run_dir: str
-    ) -> Rejected | RetryAfter | None:
-        """Read ``spec.inputs`` and write them into the new run directory (``rundir``);
-        a refusal, or None when the run directory is ready. Raises ``SlurmUnavailable``."""
-        assert record.spec is not None
-        try:
-            inputs = await read_inputs(self._kube, record.namespace, list(record.spec.inputs))
-            await prepare(runner, run_dir, inputs, self._timeout)
-        except InputMissing as exc:
-            wait = self._grace_left(record)  # may be applied a moment after the SimJob
-            return RetryAfter(wait, exc.message) if wait > 0 else Rejected(NOT_FOUND, exc.message)
-        except InputError as exc:
-            return Rejected(INVALID_INPUTS, exc.message)
-        except InvalidJobSpec as exc:  # slurm_bridge.UnsafeRunPath
-            return Rejected(INVALID_INPUTS, str(exc))
-        except RunDirError as exc:
-            return Rejected(Reason.SLURM_REJECTED, f"{cluster} refused the run directory: {exc}")
-        return None
-
     async def observe(self, record: SimJobRecord, seen: Seen | None = None) -> Observation:
         slurm = record.spec.slurm if record.spec is not None else None
         if slurm is None:
@@ -295,7 +271,7 @@ class SlurmBackend:
         gpus = record.status.grant.gpu if record.status.grant is not None else 0
         observation = interpret(state, stopping=stopping(record), cluster=site.name, gpus=gpus)
         run_dir = run_dir_in(record, site.name)
-        self._follow_progress(record, site.name, job_id, run_dir, observation)
+        self.progress.follow(record, site.name, job_id, run_dir, observation)
         if observation.state == ObservedState.FAILED and state.kind is JobKind.FAILED:
             tail = await self._tail(client, job_id, log, run_dir)
             observation = dataclasses.replace(observation, message=failure_message(state, tail))
@@ -304,16 +280,6 @@ class SlurmBackend:
         return await self._annotator.annotate(
             observation, state, client, problem=problem, where=where, log=log
         )
-
-    def _follow_progress(
-        self, record: SimJobRecord, cluster: str, job_id: str, run_dir: str | None, obs: Observation
-    ) -> None:
-        if run_dir is None or obs.state != ObservedState.RUNNING or obs.still_running:
-            self.progress.untrack(record.key)
-            return
-        grant = record.status.grant
-        interval = float((grant.progress_interval_seconds if grant is not None else None) or 10)
-        self.progress.track(record.key, cluster, login_of(record), run_dir, job_id, interval)
 
     async def cancel(self, record: SimJobRecord) -> bool:
         """scancel the job of ``record`` (the id in status.backendRef, else the one its

@@ -1,20 +1,21 @@
 """Progress of running Slurm jobs: the newest ``SIMJOB_PROGRESS`` line of their output.
 
-``SlurmProgress`` is a task of the Slurm backend. ``track`` (called by ``backend.observe``
-while a job runs) follows the batch output file ``simjob-<jobid>.out`` in the job's run
-directory; ``untrack`` (the job ended, the SimJob went away) stops. The jobs are grouped
-by where their files are (SlurmCluster and login): a group's due jobs are read together
-with ONE command (``slurm_bridge.tails.last_marked_lines``: one ``sh -c`` over all the
-files, each read only at its tail, never through a symlink), and a group is read at most
-once per its shortest progress interval (the grant's ``progressIntervalSeconds``,
-default 10 s). So N running jobs on a cluster cost one command per interval, not N. A
-job's first read comes one interval after it is tracked (a short run costs none), a job
-is read at most once per its own interval, and one that never printed a progress line
-is read ever less often (up to 32 intervals apart). A report goes to ``notify`` only
-when it changed; the reconciler writes it (``core.pacing.progress_wanted``: at most
-one status write per interval). Reads that fail are logged and retried next round.
-Neighbours: ``backend`` (track/untrack), ``rundir`` (the layout, ``place_of``),
-``sites`` (the clients), ``core.progress`` (the protocol), ``controller.runtime``.
+``SlurmProgress`` is a task of the Slurm backend. ``track`` (by ``follow``, called by
+``backend.observe`` with what it observed, while a job runs) follows the batch output
+file ``simjob-<jobid>.out`` in the job's run directory; ``untrack`` (the job ended, the
+SimJob went away) stops. The jobs are grouped by where their files are (SlurmCluster and
+login): a group's due jobs are read together with ONE command
+(``slurm_bridge.tails.last_marked_lines``: one ``sh -c`` over all the files, each read
+only at its tail, never through a symlink), and a group is read at most once per its
+shortest progress interval (the grant's ``progressIntervalSeconds``, default 10 s). So N
+running jobs on a cluster cost one command per interval, not N. A job's first read comes
+one interval after it is tracked (a short run costs none), a job is read at most once
+per its own interval, and one that never printed a progress line is read ever less often
+(up to 32 intervals apart). A report goes to ``notify`` only when it changed; the
+reconciler writes it (``core.pacing.progress_wanted``: at most one status write per
+interval). Reads that fail are logged and retried next round. Neighbours: ``backend``
+(track/untrack), ``rundir`` (the layout, ``place_of``), ``sites`` (the clients),
+``core.progress`` (the protocol), ``controller.runtime``.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ import time
 from collections.abc import Callable
 
 from simjob_operator.backends.slurm.credentials import Login
+from simjob_operator.backends.slurm.jobs import login_of
 from simjob_operator.backends.slurm.rundir import place_of
 from simjob_operator.backends.slurm.sites import SiteError, Sites
+from simjob_operator.core.observations import Observation, ObservedState
 from simjob_operator.core.progress import PREFIX, ProgressReport, parse_line
-from simjob_operator.core.view import Key
+from simjob_operator.core.view import Key, SimJobRecord
 from simjob_operator.kube.seam import KubeError
 from slurm_bridge import InvalidJobSpec, SlurmError
 from slurm_bridge.scripts import OUTPUT_PATTERN
@@ -82,6 +85,18 @@ class SlurmProgress:
             self._next_round.setdefault(group, due)
         else:
             entry.interval = interval
+
+    def follow(
+        self, record: SimJobRecord, cluster: str, job_id: str, run_dir: str | None, obs: Observation
+    ) -> None:
+        """Track the job of ``record`` while ``obs`` says it runs (with the grant's
+        interval), else stop; a job without a run directory has no progress."""
+        if run_dir is None or obs.state != ObservedState.RUNNING or obs.still_running:
+            self.untrack(record.key)
+            return
+        grant = record.status.grant
+        interval = float((grant.progress_interval_seconds if grant is not None else None) or 10)
+        self.track(record.key, cluster, login_of(record), run_dir, job_id, interval)
 
     def untrack(self, key: Key) -> None:
         entry = self._tracked.pop(key, None)

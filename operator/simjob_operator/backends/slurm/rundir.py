@@ -22,8 +22,9 @@ sources may not give the same name, and all files together are at most
 ``api.data.MAX_INPUT_BYTES``. What no retry fixes raises ``InputError`` (the SimJob
 fails ``InvalidInputs``); a missing object or key raises ``InputMissing`` (the backend
 waits a grace, for objects applied in the wrong order, then fails it ``InputNotFound``).
-``in_run_dir`` puts a ``JobSpec`` in its run directory; ``run_dir_in`` reads the one
-recorded in status.workspace.
+``prepare_run_dir`` does both at submit and turns what fails into the backend's
+refusal; ``in_run_dir`` puts a ``JobSpec`` in its run directory; ``run_dir_in`` reads
+the one recorded in status.workspace.
 Writing is ``slurm_bridge.write_inputs`` (no path escapes, symlinks replaced, never
 followed). Neighbours: ``backend`` (calls these at submit), ``progress`` (reads the
 batch output), ``kube.seam.KubeApi`` (the reads).
@@ -40,11 +41,15 @@ from simjob_operator.api.data import (
     InputSource,
     WorkspaceStatus,
 )
+from simjob_operator.api.reasons import Reason
+from simjob_operator.backends.base import Rejected, RetryAfter
 from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import KubeApi, Refused
 from slurm_bridge import (
+    InvalidJobSpec,
     JobSpec,
     LocalRunner,
+    RunDirError,
     Runner,
     SlurmClient,
     run_dir_path,
@@ -195,3 +200,34 @@ async def prepare(runner: Runner, run_dir: str, inputs: Inputs, timeout_s: float
             await write_inputs(
                 runner, folder, files, mode=mode, max_total_bytes=limit, timeout_s=timeout_s
             )
+
+
+async def prepare_run_dir(
+    kube: KubeApi,
+    record: SimJobRecord,
+    cluster: str,
+    runner: Runner,
+    run_dir: str,
+    *,
+    grace_left: float,
+    timeout_s: float,
+) -> Rejected | RetryAfter | None:
+    """Read ``spec.inputs`` and prepare the run directory (``prepare``): None when it is
+    ready, else the refusal for the backend to return. A missing object is retried
+    while ``grace_left`` seconds remain. Raises ``SlurmUnavailable`` (the site did not
+    answer: the backend keeps the phase and retries)."""
+    assert record.spec is not None
+    try:
+        inputs = await read_inputs(kube, record.namespace, list(record.spec.inputs))
+        await prepare(runner, run_dir, inputs, timeout_s)
+    except InputMissing as exc:  # may be applied a moment after the SimJob
+        if grace_left > 0:
+            return RetryAfter(grace_left, exc.message)
+        return Rejected(NOT_FOUND, exc.message)
+    except InputError as exc:
+        return Rejected(INVALID_INPUTS, exc.message)
+    except InvalidJobSpec as exc:  # slurm_bridge.UnsafeRunPath
+        return Rejected(INVALID_INPUTS, str(exc))
+    except RunDirError as exc:
+        return Rejected(Reason.SLURM_REJECTED, f"{cluster} refused the run directory: {exc}")
+    return None

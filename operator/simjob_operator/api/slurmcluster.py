@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, JsonValue
 
 from simjob_operator.api.base import DNS_SUBDOMAIN_PATTERN, ApiModel, cel
+from simjob_operator.api.containers import ContainerOptions, ContainerRuntime
 from simjob_operator.api.simjob import Condition
 
 # A Slurm work directory: absolute, plain path characters (it ends up in sbatch's
@@ -136,6 +137,19 @@ class SlurmClusterSpec(ApiModel):
         default="gres",
         description="How a tier's GPUs are asked of Slurm: gres (--gres=gpu:N, every "
         "GRES-enabled Slurm) or gpus (--gpus=N, select/cons_tres sites that prefer it).",
+    )
+    container_runtime: ContainerRuntime = Field(
+        default="none",
+        description="The container runtime of the compute nodes: a SimJob with an image "
+        "runs in it with its command, args, env, inputs and workspace as on Kubernetes "
+        "(podman, podman-hpc, apptainer, shifter); none: the command runs on the node "
+        "itself and the image is not used.",
+        json_schema_extra={"maxLength": 16},
+    )
+    container_options: ContainerOptions | None = Field(
+        default=None,
+        description="How the container runtime is called where its defaults do not fit "
+        "the site (docs/slurm.md, Containers).",
     )
 
 

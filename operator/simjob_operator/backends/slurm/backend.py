@@ -35,8 +35,9 @@ change calls ``notify`` with its SimJob's key. A job's comment names this Kubern
 cluster (``measures.ClusterIdentity``) so that this operator's orphan sweep (``sweep``),
 and no other, may cancel it; ``measures.Annotator`` adds a finished job's usage from
 accounting, or an unfinished one's expired SSH certificate (``certificates``).
+A SimJob with an image runs in the SlurmCluster's container runtime (``containers``).
 Neighbours: ``sites``, ``credentials``, ``poller``, ``supervisor``, ``reachability``,
-``jobs``, ``measures``, ``sweep``; wired in by ``controller.runtime``.
+``jobs``, ``measures``, ``sweep``, ``containers``; wired in by ``controller.runtime``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from datetime import UTC, datetime
 
 from simjob_operator.api import names as c
 from simjob_operator.api.data import WorkspaceStatus
-from simjob_operator.api.reasons import Reason
+from simjob_operator.api.reasons import STOP_REASONS, Reason
 from simjob_operator.api.simjob import BackendRef, Grant, SimJobSlurmSpec
 from simjob_operator.backends.base import (
     BackendUnavailable,
@@ -58,6 +59,7 @@ from simjob_operator.backends.base import (
     SubmitResult,
     Submitted,
 )
+from simjob_operator.backends.slurm.containers import image_ignored, in_container
 from simjob_operator.backends.slurm.jobs import (
     failure_message,
     interpret,
@@ -104,8 +106,7 @@ MAX_TAILS = 1000  # failed jobs' output tails kept (each is read once)
 
 def stopping(record: SimJobRecord) -> bool:
     """We asked (or are asking) Slurm to stop this SimJob's job."""
-    stop_reasons = (Reason.CANCEL_REQUESTED, Reason.DELETED)
-    return record.cancel or record.deleting or record.status.reason in stop_reasons
+    return record.cancel or record.deleting or record.status.reason in STOP_REASONS
 
 
 def _unavailable(cluster: str, error: SlurmUnavailable) -> BackendUnavailable:
@@ -212,6 +213,7 @@ class SlurmBackend:
                         cluster_id=await self.identity.get(),
                     )
                     job = in_run_dir(job, run_dir, with_inputs=bool(record.spec.inputs))
+                    job = in_container(job, record.spec, site.spec)
                 except InvalidJobSpec as exc:
                     return Rejected(Reason.INVALID_SPEC, str(exc))
                 try:
@@ -235,6 +237,8 @@ class SlurmBackend:
         poller.poll_soon()
         verb = "submitted" if created else "adopted"
         message = f"{verb} Slurm job {job_id} on {site.name}"
+        if image_ignored(record.spec, site.spec):
+            message += f" (its image is not used: {site.name} has containerRuntime none)"
         log.bind(backend_id=job_id).info("%s", message)
         ref = BackendRef(kind=c.SLURM_JOB_KIND, id=job_id, cluster=site.name)
         return Submitted(ref, created, message, workspace=workspace(site.name, run_dir))

@@ -108,6 +108,11 @@ def test_replace_two_concurrent_submits(
     # One ran, the other (the older by creation order) was replaced: decided one way.
     assert phases[0] == ("Cancelled", "Replaced"), ends
     assert phases[1][0] == "Succeeded", ends
+    # Seen in one admission pass, the older never starts: no Job, no slot.
+    older = next(n for n, s in ends.items() if s["phase"] == "Cancelled")
+    newer = next(n for n, s in ends.items() if s["phase"] == "Succeeded")
+    assert f"replaced by the newer run {newer} of its runKey" in ends[older]["message"]
+    assert kube.simjob(namespace, older)["metadata"]["uid"] not in jobs_of(kube, namespace)
     assert sampler.most <= 1, f"{sampler.most} runs of one runKey were Running at once"
 
 
@@ -150,11 +155,17 @@ def test_run_key_decided_after_a_kill9_between_two_submits(
         assert first["phase"] == "Succeeded", ends
         assert (second["phase"], second.get("reason")) == ("Failed", "RunInProgress"), ends
         assert "first" in second.get("message", ""), second
-    jobs = jobs_of(kube, namespace)
     uids = {n: kube.simjob(namespace, n)["metadata"]["uid"] for n in ("first", "second")}
-    assert uids["first"] in jobs  # one Job for the first run, adopted after the restart
-    assert (uids["second"] in jobs) == (policy == "Replace"), sorted(jobs)
-    assert len(jobs) == (2 if policy == "Replace" else 1)
+    # Replace: the first run's Job was stopped (deleted), the second has the only Job;
+    # Forbid: the first run's Job, adopted after the restart, is the only one.
+    survivor = "second" if policy == "Replace" else "first"
+    assert set(jobs_of(kube, namespace)) == {uids[survivor]}
+    created = [
+        e["involvedObject"]["name"]
+        for e in kube.items("events", namespace=namespace)
+        if e["involvedObject"]["kind"] == "Job" and e["reason"] == "SuccessfulCreate"
+    ]
+    assert len(created) == len(set(created)), created  # no Job made twice across the kill
 
 
 def test_reuse_hit_and_miss(kube: Kube, namespace: str, operator: OperatorProcess) -> None:

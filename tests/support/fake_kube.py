@@ -152,12 +152,17 @@ class FakeKube:
         if body is not None and body["metadata"].get("uid") == uid:
             del self.simjobs[(namespace, name)]
 
-    async def cancel_simjob(self, namespace: str, name: str, *, uid: str) -> None:
+    async def cancel_simjob(
+        self, namespace: str, name: str, *, uid: str, replaced_by: str | None = None
+    ) -> None:
         self._enter("cancel_simjob")
         body = self.simjobs.get((namespace, name))
         if body is None or body["metadata"].get("uid") != uid:
             return
         body.setdefault("spec", {})["cancel"] = True
+        if replaced_by is not None:
+            annotations = body["metadata"].setdefault("annotations", {})
+            annotations[c.ANNOTATION_REPLACED_BY] = replaced_by
         body["metadata"]["generation"] = int(body["metadata"].get("generation", 1)) + 1
         self._stamp(body)
 

@@ -299,6 +299,35 @@ def test_cancel_becomes_cancelled_once_gone() -> None:
     assert "stopped" in (verdict.message or "")
 
 
+def test_a_replaced_run_stops_and_ends_with_reason_replaced() -> None:
+    stop = next_phase(
+        Phase.RUNNING, cancel=True, replaced_by="newer", admitted=True, observation=RUNNING
+    )
+    assert (stop.phase, stop.reason, stop.action) == (Phase.RUNNING, Reason.REPLACED, Action.STOP)
+    assert "replaced by the newer run newer of its runKey" in (stop.message or "")
+    gone = next_phase(
+        Phase.RUNNING,
+        reason=stop.reason,
+        cancel=True,
+        replaced_by="newer",
+        admitted=True,
+        observation=ABSENT,
+    )
+    assert (gone.phase, gone.reason) == (Phase.CANCELLED, Reason.REPLACED)
+    assert (
+        gone.message == "replaced by the newer run newer of its runKey; the simulation was stopped"
+    )
+    # A run that fails because we stopped it is still the replaced one.
+    failed = next_phase(
+        Phase.RUNNING, reason=Reason.REPLACED, cancel=True, replaced_by="newer", admitted=True,
+        observation=FAILED,
+    )  # fmt: skip
+    assert (failed.phase, failed.reason) == (Phase.CANCELLED, Reason.REPLACED)
+    waiting = next_phase(Phase.QUEUED, cancel=True, replaced_by="newer")
+    assert (waiting.phase, waiting.reason) == (Phase.CANCELLED, Reason.REPLACED)
+    assert "before it started" in (waiting.message or "")
+
+
 def test_cancel_of_admitted_job_needs_an_observation() -> None:
     verdict = next_phase(Phase.QUEUED, cancel=True, admitted=True, observation=None)
     assert verdict.phase == Phase.QUEUED

@@ -12,7 +12,7 @@ from typing import Any
 
 from simjob_operator.api import names as c
 from simjob_operator.api.reasons import Reason
-from simjob_operator.core.runkeys import Forbid, Replace, Reuse, decide_run_key
+from simjob_operator.core.runkeys import Forbid, Replace, Reuse, Superseded, decide_run_key
 from simjob_operator.core.view import SimJobRecord
 from tests.support.bodies import admitted_status, simjob_body, tier_spec
 from tests.support.fake_kube import FakeKube
@@ -48,6 +48,26 @@ def test_the_decision_follows_the_order_of_creation() -> None:
     assert decide_run_key(no_key, [old]) is None
 
 
+def test_an_older_run_without_a_slot_is_superseded_by_a_newer_replace() -> None:
+    first = rec(run("first", "2025-01-01T12:00:00Z"))
+    second = rec(run("second", "2025-01-01T12:00:00Z"))  # same second: then by name
+    third = rec(run("third", "2025-01-01T12:00:07Z"))
+    assert decide_run_key(first, [first, second, third]) == Superseded(third)
+    assert decide_run_key(second, [first, second, third]) == Superseded(third)
+    assert decide_run_key(third, [first, second, third]) == Replace((first, second))
+    forbid = rec(run("late", "2025-01-01T12:00:09Z", concurrencyPolicy="Forbid"))
+    assert decide_run_key(first, [first, forbid]) is None  # a Forbid run replaces nobody
+
+
+def test_two_submits_in_one_pass_never_start_the_older() -> None:
+    kube = world(run("first", "2025-01-01T12:00:00Z"), run("second", "2025-01-01T12:00:00Z"))
+    assert one_pass(kube) == ["second"]
+    first = body_of(kube, "first")
+    assert first["spec"]["cancel"] is True
+    assert first["metadata"]["annotations"][c.ANNOTATION_REPLACED_BY] == "second"
+    assert "status" not in first or not first["status"].get("conditions")  # no slot taken
+
+
 def world(*bodies: dict[str, Any]) -> FakeKube:
     kube = FakeKube()
     kube.add_simtier("small", tier_spec(maxConcurrentPerOwner=5))
@@ -69,6 +89,8 @@ def test_replace_cancels_the_older_unfinished_run() -> None:
     )
     assert one_pass(kube) == ["second"]
     assert body_of(kube, "first")["spec"]["cancel"] is True  # its reconcile stops it
+    annotations = body_of(kube, "first")["metadata"]["annotations"]
+    assert annotations[c.ANNOTATION_REPLACED_BY] == "second"  # the same write: reason Replaced
     assert kube.calls["cancel_simjob"] == 1
 
 

@@ -46,6 +46,8 @@ LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "simjob-operator"
 
 FINALIZER: Final = f"{GROUP}/cleanup"
+# Set with spec.cancel by the run that replaced this one (concurrencyPolicy Replace).
+ANNOTATION_REPLACED_BY: Final = f"{GROUP}/replaced-by"
 # kopf keeps its own progress in annotations under this prefix (never in status).
 KOPF_ANNOTATION_PREFIX: Final = f"kopf.{GROUP}"
 

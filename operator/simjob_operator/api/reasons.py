@@ -46,3 +46,7 @@ class Reason(enum.StrEnum):
     SLURM_UNSATISFIABLE = "SlurmUnsatisfiable"  # no node of the partition can ever run it
     CREDENTIALS_EXPIRED = "CredentialsExpired"  # an SSH certificate past its validBefore
     CREDENTIALS_VALID = "CredentialsValid"
+
+
+# status.reason while the operator stops a run it was asked to stop (and of its ending).
+STOP_REASONS = frozenset({Reason.CANCEL_REQUESTED, Reason.REPLACED, Reason.DELETED})

@@ -44,7 +44,7 @@ from simjob_operator.core.phases import (
     is_terminal,
     next_phase,
 )
-from simjob_operator.core.runkeys import Forbid, Replace, Reuse, decide_run_key
+from simjob_operator.core.runkeys import Forbid, Replace, Reuse, Superseded, decide_run_key
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Settings
 from simjob_operator.core.slots import SlotKey, decide
@@ -242,8 +242,20 @@ class Admitter:
                 simjob_logger(older).info(
                     "replaced by the newer run %s of runKey %r: cancelling", record.name, run_key
                 )
-                await self._kube.cancel_simjob(older.namespace, older.name, uid=older.uid)
+                await self._kube.cancel_simjob(
+                    older.namespace, older.name, uid=older.uid, replaced_by=record.name
+                )
             return True
+        if isinstance(decision, Superseded):
+            simjob_logger(record).info(
+                "replaced by the newer run %s of runKey %r before it started",
+                decision.newer.name,
+                run_key,
+            )
+            await self._kube.cancel_simjob(
+                record.namespace, record.name, uid=record.uid, replaced_by=decision.newer.name
+            )
+            return False
         if decision is None:
             return True
         try:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simjob_operator import metrics
-from simjob_operator.api.reasons import Reason
+from simjob_operator.api.reasons import STOP_REASONS, Reason
 from simjob_operator.api.simjob import SimJobStatus
 from simjob_operator.core.logs import ObjectLogger
 from simjob_operator.core.observations import ROUTINE_PENDING_REASONS
@@ -34,8 +34,7 @@ ROUTINE_REASONS = frozenset(
         Reason.WAITING_FOR_SLOT,
         Reason.ADMITTED,
         Reason.STARTED,
-        Reason.CANCEL_REQUESTED,
-        Reason.DELETED,
+        *STOP_REASONS,
         *ROUTINE_PENDING_REASONS,
     }
 )

@@ -38,7 +38,7 @@ import dataclasses
 from collections.abc import Callable
 
 from simjob_operator.api import names as c
-from simjob_operator.api.reasons import Reason
+from simjob_operator.api.reasons import STOP_REASONS, Reason
 from simjob_operator.core.observations import (
     FINISHED_STATES,
     ROUTINE_PENDING_REASONS,
@@ -133,11 +133,12 @@ class Facts:
     pending_seconds: float | None = None  # since admission, while the backend has not started
     max_pending_seconds: int | None = None
     reused: str | None = None  # the Succeeded SimJob of the same runKey and inputs
+    replaced_by: str | None = None  # the newer run of its runKey that cancelled it
 
     @property
     def stopping(self) -> bool:
         """We already asked the backend to stop (status.reason says so)."""
-        return self.reason in (Reason.CANCEL_REQUESTED, Reason.DELETED)
+        return self.reason in STOP_REASONS
 
     def unchanged(self, action: Action = Action.NONE) -> Verdict:
         return Verdict(phase=self.current, reason=self.reason, message=None, action=action)
@@ -173,19 +174,23 @@ def cancel_converges(f: Facts) -> Verdict | None:
     if not (f.cancel or f.deleted):
         return None
     why = Reason.CANCEL_REQUESTED if f.cancel else Reason.DELETED
+    cancelled = "cancelled"
+    what = "cancel requested" if f.cancel else "deleted"
+    if f.cancel and f.replaced_by:
+        why = Reason.REPLACED
+        cancelled = what = f"replaced by the newer run {f.replaced_by} of its runKey"
     obs = f.observation
     if f.admitted and obs is None:
         return f.unchanged()  # holding a slot: a backend object may exist, look first
     if not f.admitted or (obs is not None and obs.state == ObservedState.ABSENT):
         message = (
-            "cancelled; the simulation was stopped"
+            f"{cancelled}; the simulation was stopped"
             if f.stopping or f.current == Phase.RUNNING
-            else "cancelled before it started"
+            else f"{cancelled} before it started"
         )
         return _verdict(Phase.CANCELLED, why, message)
     assert obs is not None
     running = obs.state == ObservedState.RUNNING
-    what = "cancel requested" if f.cancel else "deleted"
     return _verdict(
         _forward(f.current, Phase.RUNNING if running else Phase.QUEUED),
         why,
@@ -317,6 +322,7 @@ def next_phase(
     pending_seconds: float | None = None,
     max_pending_seconds: int | None = None,
     reused: str | None = None,
+    replaced_by: str | None = None,
 ) -> Verdict:
     """Decide the next phase. Pure; see the module docstring for the rules.
 
@@ -325,6 +331,8 @@ def next_phase(
     ``admission``: a fresh decision for a SimJob that does not hold a slot, or None.
     ``observation``: the backend's view, or None when nobody looked.
     ``deleted``: the SimJob is being deleted; handled like a cancel (reason Deleted).
+    ``replaced_by``: with ``cancel``, the newer run of its runKey that asked it (reason
+    Replaced instead of CancelRequested).
     """
     facts = Facts(
         current=Phase(phase) if phase is not None else Phase.PENDING,
@@ -339,6 +347,7 @@ def next_phase(
         pending_seconds=pending_seconds,
         max_pending_seconds=max_pending_seconds,
         reused=reused,
+        replaced_by=replaced_by,
     )
     for rule in RULES:
         verdict = rule(facts)

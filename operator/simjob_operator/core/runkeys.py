@@ -14,6 +14,9 @@ after a restart, decides the same. For a SimJob that does not hold a slot yet:
   ``Forbid``: fail with reason RunInProgress;
 * ``concurrencyPolicy: Replace`` and older unfinished SimJobs -> ``Replace`` them: they
   are cancelled (``spec.cancel``), this one goes on to admission;
+* a newer unfinished SimJob of the runKey with ``concurrencyPolicy: Replace`` ->
+  ``Superseded``: it is cancelled before it takes a slot (two submits seen in one pass
+  never start the older run only to stop it);
 * otherwise nothing to do.
 
 The admitter decides this in its serialized passes, from the SimJob cache: the watch of
@@ -48,7 +51,12 @@ class Replace:
     older: tuple[SimJobRecord, ...]
 
 
-RunKeyDecision = Reuse | Forbid | Replace | None
+@dataclasses.dataclass(frozen=True)
+class Superseded:
+    newer: SimJobRecord
+
+
+RunKeyDecision = Reuse | Forbid | Replace | Superseded | None
 
 
 def _unfinished(record: SimJobRecord) -> bool:
@@ -77,6 +85,16 @@ def decide_run_key(
         if done:
             return Reuse(max(done, key=queue_order))
     mine = queue_order(record)
+    replacing = [
+        other
+        for other in peers
+        if _unfinished(other)
+        and queue_order(other) > mine
+        and other.spec is not None
+        and other.spec.concurrency_policy == "Replace"
+    ]
+    if replacing and not record.admitted:  # a run holding a slot is the newer one's to stop
+        return Superseded(max(replacing, key=queue_order))
     older = sorted(
         (other for other in peers if _unfinished(other) and queue_order(other) < mine),
         key=queue_order,

@@ -105,6 +105,13 @@ class SimJobRecord:
         return bool(self.spec.cancel) if self.spec is not None else False
 
     @property
+    def replaced_by(self) -> str | None:
+        """The newer run of its runKey that cancelled it (``ANNOTATION_REPLACED_BY``)."""
+        annotations = (self.body.get("metadata") or {}).get("annotations") or {}
+        found = annotations.get(c.ANNOTATION_REPLACED_BY)
+        return str(found) if found and self.cancel else None
+
+    @property
     def phase(self) -> Phase | None:
         return Phase(self.status.phase) if self.status.phase else None
 

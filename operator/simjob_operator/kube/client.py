@@ -196,10 +196,16 @@ class Kube(UsageCalls):
         except (Gone, Conflict):
             return
 
-    async def cancel_simjob(self, namespace: str, name: str, *, uid: str) -> None:
-        """Set spec.cancel on one SimJob (its newer run replaces it), only if it still is
-        the object with ``uid``; a gone or replaced SimJob needs nothing."""
-        body = {"metadata": {"uid": uid}, "spec": {"cancel": True}}
+    async def cancel_simjob(
+        self, namespace: str, name: str, *, uid: str, replaced_by: str | None = None
+    ) -> None:
+        """Set spec.cancel on one SimJob (and, in the same write, the name of the newer
+        run that replaces it), only if it still is the object with ``uid``; a gone or
+        replaced SimJob needs nothing."""
+        meta: dict[str, Any] = {"uid": uid}
+        if replaced_by is not None:
+            meta["annotations"] = {c.ANNOTATION_REPLACED_BY: replaced_by}
+        body = {"metadata": meta, "spec": {"cancel": True}}
         try:
             await self.call(
                 f"PATCH SimJob {namespace}/{name} spec.cancel",

@@ -9,6 +9,8 @@ command -v curl >/dev/null || need+=(curl ca-certificates)
 command -v ss >/dev/null || need+=(iproute2)
 command -v setsid >/dev/null || need+=(util-linux)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)   # the Slurm bridge's SSH tests (a loopback sshd)
+command -v podman >/dev/null || need+=(podman)     # container jobs on the local Slurm (hack/slurm/podman.sh)
+command -v runc >/dev/null || need+=(runc)         # podman's runtime on cgroup-hybrid hosts, the real node's
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # The example simulation (examples/simulation/heat.py) runs as a Slurm job of any site
 # user, with the system python3: the Slurm data-path tests need numpy there.

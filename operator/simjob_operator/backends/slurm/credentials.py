@@ -9,7 +9,10 @@ SlurmCluster in ssh mode, the private key and known_hosts from their Secrets (th
 SlurmCluster's ``user`` and ``workDir``), and must carry the label
 ``simjob.io/credentials=true`` (``CREDENTIALS_LABEL``): a SimJob can make the operator
 use only a Secret its namespace marked for that, never any other Secret there (RBAC
-cannot filter by label; the chart narrows by name, docs/helm.md). What cannot work
+cannot filter by label; the chart narrows by name, docs/helm.md). Any credentials
+Secret may also hold ``ssh-certificate``, an OpenSSH certificate of the key
+(``ssh-keygen -s``; NERSC's sshproxy hands out short-lived ones): it is checked here and
+used for the login, its expiry shown by ``certificates``. What cannot work
 whatever we retry (no such Secret, no key in it, an unparseable key, a missing optional
 dependency) raises ``SiteError`` with a reason for the SimJob. Used by ``sites`` (which
 caches the result); neighbours: ``jobs`` (``login_of``).

@@ -35,6 +35,8 @@ class Reason(enum.StrEnum):
     REPLACED = "Replaced"  # concurrencyPolicy Replace: a newer run of its runKey cancelled it
     REUSED = "Reused"  # reuse IfSucceeded: a Succeeded run with the same inputs stands for it
     REFUSED = "RefusedByAPIServer"  # a permanent 4xx from the API server (e.g. 422 Invalid)
+    INVALID_INPUTS = "InvalidInputs"  # Slurm: an input file name, size or Secret refused
+    INPUT_NOT_FOUND = "InputNotFound"  # Slurm: a ConfigMap/Secret (key) still missing
     # Slurm.
     UNKNOWN_SLURM_CLUSTER = "UnknownSlurmCluster"
     INVALID_SLURM_CREDENTIALS = "InvalidSlurmCredentials"

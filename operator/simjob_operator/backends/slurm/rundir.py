@@ -59,8 +59,8 @@ from slurm_bridge import (
 INPUTS = "inputs"
 OUTPUTS = "outputs"
 # The SimJob's reasons when its inputs cannot be placed (status.reason, docs/data.md).
-INVALID_INPUTS = "InvalidInputs"
-NOT_FOUND = "InputNotFound"
+INVALID_INPUTS = Reason.INVALID_INPUTS
+NOT_FOUND = Reason.INPUT_NOT_FOUND
 CONFIGMAP_MODE = 0o444
 SECRET_MODE = 0o400
 _FILE_NAME = re.compile(INPUT_FILE_PATTERN)

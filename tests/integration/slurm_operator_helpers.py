@@ -165,6 +165,20 @@ def scontrol_job(env: dict[str, str], job_id: str) -> dict[str, str]:
     return fields
 
 
+def slurm_comment(env: dict[str, str], job_id: str) -> str:
+    """The job's comment as squeue prints it whole (scontrol's ``Comment=`` field is cut
+    at the first space by ``scontrol_job``)."""
+    result = subprocess.run(
+        ["squeue", "--noheader", "--states=all", f"--jobs={job_id}", "--Format=Comment:1000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
 def slurm_state(env: dict[str, str], job_id: str) -> str:
     return scontrol_job(env, job_id).get("JobState", "")
 

@@ -32,6 +32,7 @@ from tests.integration.slurm_operator_helpers import (
     run_dir,
     scontrol_job,
     slurm_cluster,
+    slurm_comment,
     slurm_simjob,
     slurm_state,
     wait_reachable,
@@ -97,7 +98,10 @@ def test_succeeded_with_its_runtime_and_the_tiers_sbatch_options(
     assert fields["TimeLimit"] == "00:10:00"  # maxRuntimeSeconds 600
     assert fields["NumCPUs"] == "1"
     assert fields["MinMemoryNode"] == "100M"
-    assert fields["Comment"] == f"{namespace}/ok"
+    # The comment names this Kubernetes cluster (kube-system's uid) and the SimJob: the
+    # orphan sweep cancels only its own cluster's jobs (backends/slurm/sweep.py).
+    kube_system = kube.get("namespace", "kube-system")["metadata"]["uid"]
+    assert slurm_comment(slurm_env, job_id) == f"cluster={kube_system} simjob={namespace}/ok"
     conditions = {cond["type"]: cond for cond in status["conditions"]}
     assert conditions["Finished"]["status"] == "True"
 
@@ -158,7 +162,8 @@ def test_cancel_while_pending_and_while_running(
         detail=lambda: kube.status(namespace, "second"),
     )
     assert waiting["phase"] == "Queued"
-    assert "is pending (reason" in waiting["message"]
+    assert f"on {CLUSTER} waits for " in waiting["message"], waiting  # said in words
+    assert f"(Slurm reason {waiting['reason']})" in waiting["message"], waiting
     pending_id = one_job(kube, slurm_env, namespace, "second")
     assert slurm_state(slurm_env, pending_id) == "PENDING"
 

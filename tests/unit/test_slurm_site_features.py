@@ -30,6 +30,7 @@ from simjob_operator.core.orphans import OrphanTracker, job_comment, parse_mark
 from simjob_operator.core.phases import Phase, Verdict
 from simjob_operator.core.statuses import build_status, measured_usage
 from simjob_operator.core.view import SimJobRecord
+from simjob_operator.kube.seam import Refused
 from slurm_bridge import (
     CertificateValidity,
     CredentialsExpired,
@@ -220,6 +221,17 @@ def test_the_identity_is_the_kube_system_uid_read_once() -> None:
     assert kube.calls["get_namespace_uid"] == 1
     kube.namespace_uids.clear()
     assert asyncio.run(ClusterIdentity(kube).get()) is None
+
+
+class ForbiddenKube(FakeKube):
+    async def get_namespace_uid(self, name: str) -> str | None:
+        raise Refused("namespaces is forbidden", status=403)
+
+
+def test_without_rbac_for_kube_system_jobs_run_unmarked_and_unswept() -> None:
+    identity = ClusterIdentity(ForbiddenKube())
+    assert asyncio.run(identity.get()) is None  # no crash, no retry storm: once
+    assert asyncio.run(identity.get()) is None
 
 
 # ---------------------------------------------------------------------- certificates

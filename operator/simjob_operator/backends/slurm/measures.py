@@ -22,7 +22,7 @@ from simjob_operator.api.reasons import Reason
 from simjob_operator.backends.slurm.reachability import ReportingClient
 from simjob_operator.core.logs import SimJobLogger
 from simjob_operator.core.observations import MeasuredUsage, Observation, ObservedState
-from simjob_operator.kube.seam import KubeApi
+from simjob_operator.kube.seam import KubeApi, Refused
 from slurm_bridge import JobState, SlurmClient, SlurmUnavailable
 
 logger = logging.getLogger("simjob_operator.slurm")
@@ -102,12 +102,27 @@ class ClusterIdentity:
         self._uid: str | None = None
 
     async def get(self) -> str | None:
-        """The identity (read once); None if kube-system cannot be found — the jobs'
-        comments then name no cluster and no sweep ever cancels them. Raises
-        ``kube.seam.KubeError`` when the API server does not answer."""
+        """The identity (read once); None if kube-system cannot be read for good (no such
+        namespace, or RBAC refuses it) — the jobs' comments then name no cluster and no
+        sweep ever cancels them. Raises ``kube.seam.Unavailable`` while the API server
+        does not answer (the caller retries)."""
         if self._uid is None:
-            uid = await self._kube.get_namespace_uid(IDENTITY_NAMESPACE)
-            if uid is None:
-                logger.warning("namespace %s not found: Slurm jobs name no cluster", "kube-system")
+            try:
+                uid = await self._kube.get_namespace_uid(IDENTITY_NAMESPACE)
+            except Refused as exc:  # e.g. an older chart's RBAC: run on, without a sweep
+                logger.warning(
+                    "reading namespace %s refused (%s): Slurm jobs name no cluster and "
+                    "the orphan sweep is off",
+                    IDENTITY_NAMESPACE,
+                    exc.message,
+                )
+                uid = None
+            else:
+                if uid is None:
+                    logger.warning(
+                        "namespace %s not found: Slurm jobs name no cluster and the orphan "
+                        "sweep is off",
+                        IDENTITY_NAMESPACE,
+                    )
             self._uid = uid or ""
         return self._uid or None

@@ -24,7 +24,6 @@ from typing import Any
 
 from kubernetes.client.api_client import ApiClient
 from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
 
 from simjob_operator.api import names as c
 from simjob_operator.api.simjob import SimJobSpec
@@ -39,7 +38,6 @@ from simjob_sdk.errors import (
     SimJobError,
     is_already_exists,
     judged,
-    translate,
 )
 from simjob_sdk.objects import Outputs, SimJobObject, WatchEvent
 from simjob_sdk.slurm import SlurmAccess
@@ -118,6 +116,11 @@ class SimJobClient:
                 time.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _custom(self, what: str, verb: str, *path: Any, **kwargs: Any) -> Any:
+        """``CustomObjectsApi.<verb>(GROUP, VERSION, *path, **kwargs)``, retried."""
+        call = getattr(self._apis.custom, verb)
+        return self._retrying(what, call, c.GROUP, c.VERSION, *path, **kwargs)
+
     # ------------------------------------------------------------------ writes
 
     def submit(
@@ -151,23 +154,19 @@ class SimJobClient:
             "metadata": metadata,
             "spec": model.to_api(),
         }
-        what = f"CREATE SimJob {ns}/{name}"
-        for attempt in range(self.retries + 1):
+
+        def create() -> Any:  # None: it exists already (``_existing`` judges it)
             try:
-                raw: Any = self._apis.custom.create_namespaced_custom_object(
+                return self._apis.custom.create_namespaced_custom_object(
                     c.GROUP, c.VERSION, ns, c.SIMJOB_PLURAL, body
                 )
-                return SimJobObject.from_api(raw)
             except ApiException as exc:
                 if is_already_exists(exc):
-                    return self._existing(ns, name, model)
-                error = translate(exc, what)
-            except (HTTPError, OSError, TimeoutError) as exc:
-                error = translate(exc, what)
-            if not isinstance(error, BackendUnavailable) or attempt >= self.retries:
-                raise error
-            time.sleep(RETRY_SECONDS[min(attempt, len(RETRY_SECONDS) - 1)])
-        raise AssertionError("unreachable")  # pragma: no cover
+                    return None
+                raise
+
+        raw = self._retrying(f"CREATE SimJob {ns}/{name}", create)
+        return self._existing(ns, name, model) if raw is None else SimJobObject.from_api(raw)
 
     def _existing(self, namespace: str, name: str, spec: SimJobSpec) -> SimJobObject:
         found = self.get(name, namespace=namespace)
@@ -182,11 +181,9 @@ class SimJobClient:
     def cancel(self, name: str, *, namespace: str | None = None) -> SimJobObject:
         """Set ``spec.cancel: true`` (a no-op on a finished SimJob)."""
         ns = self._ns(namespace)
-        raw = self._retrying(
+        raw = self._custom(
             f"CANCEL SimJob {ns}/{name}",
-            self._apis.custom.patch_namespaced_custom_object,
-            c.GROUP,
-            c.VERSION,
+            "patch_namespaced_custom_object",
             ns,
             c.SIMJOB_PLURAL,
             name,
@@ -199,15 +196,8 @@ class SimJobClient:
         """Delete the SimJob (the operator stops what still runs first)."""
         ns = self._ns(namespace)
         try:
-            self._retrying(
-                f"DELETE SimJob {ns}/{name}",
-                self._apis.custom.delete_namespaced_custom_object,
-                c.GROUP,
-                c.VERSION,
-                ns,
-                c.SIMJOB_PLURAL,
-                name,
-            )
+            delete = "delete_namespaced_custom_object"
+            self._custom(f"DELETE SimJob {ns}/{name}", delete, ns, c.SIMJOB_PLURAL, name)
         except NotFound:
             if not missing_ok:
                 raise
@@ -232,15 +222,8 @@ class SimJobClient:
 
     def get(self, name: str, *, namespace: str | None = None) -> SimJobObject:
         ns = self._ns(namespace)
-        raw = self._retrying(
-            f"GET SimJob {ns}/{name}",
-            self._apis.custom.get_namespaced_custom_object,
-            c.GROUP,
-            c.VERSION,
-            ns,
-            c.SIMJOB_PLURAL,
-            name,
-        )
+        get = "get_namespaced_custom_object"
+        raw = self._custom(f"GET SimJob {ns}/{name}", get, ns, c.SIMJOB_PLURAL, name)
         return SimJobObject.from_api(raw)
 
     def list(
@@ -263,25 +246,13 @@ class SimJobClient:
         if label_selector:
             kwargs["label_selector"] = label_selector
         if all_namespaces:
-            listed = self._retrying(
-                "LIST SimJobs",
-                self._apis.custom.list_cluster_custom_object,
-                c.GROUP,
-                c.VERSION,
-                c.SIMJOB_PLURAL,
-                **kwargs,
+            listed = self._custom(
+                "LIST SimJobs", "list_cluster_custom_object", c.SIMJOB_PLURAL, **kwargs
             )
         else:
             ns = self._ns(namespace)
-            listed = self._retrying(
-                f"LIST SimJobs in {ns}",
-                self._apis.custom.list_namespaced_custom_object,
-                c.GROUP,
-                c.VERSION,
-                ns,
-                c.SIMJOB_PLURAL,
-                **kwargs,
-            )
+            list_ = "list_namespaced_custom_object"
+            listed = self._custom(f"LIST SimJobs in {ns}", list_, ns, c.SIMJOB_PLURAL, **kwargs)
         jobs = [SimJobObject.from_api(raw) for raw in listed.get("items") or []]
         if owner is not None:
             jobs = [job for job in jobs if job.owner == owner]
@@ -294,33 +265,16 @@ class SimJobClient:
         cluster-wide, those of its namespace."""
         job = self.get(name, namespace=namespace)
         selector = {"field_selector": f"spec.tier={job.spec.tier}"}
+        what = "LIST SimJobs of the tier"
         try:
-            listed = self._retrying(
-                "LIST SimJobs of the tier",
-                self._apis.custom.list_cluster_custom_object,
-                c.GROUP,
-                c.VERSION,
-                c.SIMJOB_PLURAL,
-                **selector,
-            )
+            listed = self._custom(what, "list_cluster_custom_object", c.SIMJOB_PLURAL, **selector)
         except Rejected:  # 403: namespace-scoped credentials
-            listed = self._retrying(
-                "LIST SimJobs of the tier",
-                self._apis.custom.list_namespaced_custom_object,
-                c.GROUP,
-                c.VERSION,
-                job.namespace,
-                c.SIMJOB_PLURAL,
-                **selector,
-            )
+            list_ = "list_namespaced_custom_object"
+            listed = self._custom(what, list_, job.namespace, c.SIMJOB_PLURAL, **selector)
         try:
-            tier = self._retrying(
-                f"GET SimTier {job.spec.tier}",
-                self._apis.custom.get_cluster_custom_object,
-                c.GROUP,
-                c.VERSION,
-                c.SIMTIER_PLURAL,
-                job.spec.tier,
+            get = "get_cluster_custom_object"
+            tier = self._custom(
+                f"GET SimTier {job.spec.tier}", get, c.SIMTIER_PLURAL, job.spec.tier
             )
             capacity: int | None = int((tier.get("spec") or {}).get("maxConcurrentPerOwner", 1))
         except (NotFound, Rejected):

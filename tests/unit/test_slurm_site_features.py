@@ -20,7 +20,7 @@ from simjob_operator.api.simjob import Grant, SimJobSlurmSpec, SimJobSpec, SimJo
 from simjob_operator.api.slurmcluster import SlurmClusterSpec
 from simjob_operator.backends.slurm.certificates import CredentialWatch
 from simjob_operator.backends.slurm.jobs import interpret, job_spec, marker
-from simjob_operator.backends.slurm.measures import Annotator, ClusterIdentity
+from simjob_operator.backends.slurm.measures import Annotator, ClusterIdentity, with_usage
 from simjob_operator.backends.slurm.reachability import Reachability, ReportingClient
 from simjob_operator.backends.slurm.sites import DEFAULT_LOGIN, Certificate, Login, Site
 from simjob_operator.backends.slurm.sweep import OrphanSweep, sweep_interval
@@ -382,3 +382,35 @@ def test_measured_usage_replaces_the_estimate_in_the_status() -> None:
     assert new.usage is not None
     assert (new.usage.wall_seconds, new.usage.cpu_seconds) == (30.0, 120.0)
     assert (new.usage.max_rss_bytes, new.usage.source) == (1024, "sacct")
+
+
+def test_the_jobs_a_poll_saw_end_get_their_usage_in_one_call() -> None:
+    def done(job_id: str) -> JobState:
+        return JobState(job_id, "COMPLETED", JobKind.SUCCEEDED, exit_code=0, source="squeue")
+
+    running = JobState("3", "RUNNING", JobKind.RUNNING)
+    states = {"1": done("1"), "2": done("2"), "3": running, "4": done("4")}
+    known = {"1": running, "2": None, "3": running, "4": done("4")}  # 4 ended before
+    accounted = {
+        job_id: JobState(job_id, "COMPLETED", JobKind.SUCCEEDED, source="sacct",
+                         elapsed_seconds=10, alloc_cpus=2)
+        for job_id in ("1", "2")
+    }  # fmt: skip
+    inner = UsageClient(accounted)
+    client = ReportingClient(inner, Reachability("hpc"))  # type: ignore[arg-type]
+    merged = asyncio.run(with_usage(client, states, known))
+    assert inner.asked == [["1", "2"]]  # one call, only the newly finished
+    assert merged["1"].cpu_seconds == 20
+    assert merged["1"].state == "COMPLETED"
+    assert merged["1"].exit_code == 0
+    assert merged["3"] is running
+    assert merged["4"].elapsed_seconds is None
+    annotator = Annotator()
+    record = SimJobRecord.from_body(simjob_body("run"))
+    obs = interpret(merged["2"], stopping=False, cluster="hpc")
+    annotated = asyncio.run(
+        annotator.annotate(obs, merged["2"], client, problem=None, where="j",
+                           log=simjob_logger(record))
+    )  # fmt: skip
+    assert annotated.usage == MeasuredUsage("sacct", 10.0, 20.0, None)
+    assert inner.asked == [["1", "2"]]  # nothing more asked per job

@@ -3,20 +3,22 @@
 ``Annotator.annotate`` completes the ``Observation`` that ``jobs.interpret`` made of a
 ``slurm_bridge.JobState``: a finished job gets its usage as Slurm's accounting measured
 it (``MeasuredUsage``: sacct's elapsed seconds, allocated CPUs x elapsed, MaxRSS where
-the steps report it; read once per job through ``ReportingClient.usage``, none without
-accounting — then the operator's own start-to-end estimate stands); an unfinished job
-whose login's SSH certificate has expired (``certificates.CredentialWatch.problem``)
-keeps its state with the reason ``CredentialsExpired`` and the message saying what to
-renew. ``ClusterIdentity`` reads, once, the uid of the kube-system namespace: the
+the steps report it; read by the poll that saw the job end, one ``sacct`` for all the
+jobs that ended then — ``with_usage``, called by ``poller`` — else once per job through
+``ReportingClient.usage``; none without accounting — then the operator's own
+start-to-end estimate stands); an unfinished job whose login's SSH certificate has
+expired (``certificates.CredentialWatch.problem``) keeps its state with the reason
+``CredentialsExpired`` and the message saying what to renew. ``ClusterIdentity`` reads, once, the uid of the kube-system namespace: the
 identity of this Kubernetes cluster that every job's comment carries
 (``core.orphans.job_comment``) and the orphan sweep (``sweep``) checks.
-Neighbours: ``backend``, ``reachability`` (``ReportingClient``), ``sweep``.
+Neighbours: ``backend``, ``poller``, ``reachability`` (``ReportingClient``), ``sweep``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 
 from simjob_operator.api.reasons import Reason
 from simjob_operator.backends.slurm.reachability import ReportingClient
@@ -41,6 +43,42 @@ def measured(state: JobState) -> MeasuredUsage | None:
         cpu_seconds=float(cpu) if cpu is not None else None,
         max_rss_bytes=state.max_rss_bytes,
     )
+
+
+async def with_usage(
+    client: SlurmClient, states: dict[str, JobState], known: Mapping[str, JobState | None]
+) -> dict[str, JobState]:
+    """``states`` of one poll, where the jobs that have just finished (``known``: their
+    previous state) carry their usage from accounting: ONE ``usage`` call (sacct) for
+    all of them, so that ``Annotator`` needs none per job. A failed read leaves the
+    states as they are (``Annotator`` tries again, per job)."""
+    new = [
+        job_id
+        for job_id, state in states.items()
+        if state.finished
+        and state.elapsed_seconds is None
+        and not ((old := known.get(job_id)) is not None and old.finished)
+    ]
+    if not new or not isinstance(client, ReportingClient):
+        return states
+    try:
+        records = await client.usage(new)
+    except SlurmUnavailable as exc:
+        logger.info("reading the usage of %d finished Slurm jobs failed: %s", len(new), exc)
+        return states
+    merged = dict(states)
+    for job_id in new:
+        record = records.get(job_id)
+        if record is not None and record.elapsed_seconds is not None:
+            merged[job_id] = dataclasses.replace(
+                states[job_id],
+                elapsed_seconds=record.elapsed_seconds,
+                alloc_cpus=record.alloc_cpus,
+                alloc_tres=record.alloc_tres,
+                max_rss_bytes=record.max_rss_bytes,
+                source=record.source,
+            )
+    return merged
 
 
 class Annotator:

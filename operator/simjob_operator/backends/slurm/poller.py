@@ -18,8 +18,9 @@ Reachability is not reported here: every client from ``sites.Sites`` is a
 configuration problem of the cluster's own credentials, found before any call, is
 reported here). Each query's outcome also goes to the cluster's
 ``certificates.CredentialWatch`` (``credentials``: expired SSH certificates, shown on
-the cluster and its SimJobs). Neighbours: ``sites`` (clients), ``reachability``,
-``certificates``, ``backend``.
+the cluster and its SimJobs); the jobs a poll saw end get their usage from accounting
+in one more call (``measures.with_usage``). Neighbours: ``sites`` (clients),
+``reachability``, ``certificates``, ``measures``, ``backend``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from datetime import UTC, datetime
 from simjob_operator import metrics
 from simjob_operator.api.reasons import Reason
 from simjob_operator.backends.slurm.certificates import CredentialWatch
+from simjob_operator.backends.slurm.measures import with_usage
 from simjob_operator.backends.slurm.sites import DEFAULT_LOGIN, Login, Site, SiteError, Sites
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import SlurmTimings
@@ -199,6 +201,7 @@ class ClusterPoller:
             self._fail_waiters(ids, exc)
             return
         self.credentials.answered(login, ids.values())
+        states = await with_usage(client, states, {job_id: self.cached(job_id) for job_id in ids})
         now = time.monotonic()
         for job_id, state in states.items():
             old = self.cached(job_id)

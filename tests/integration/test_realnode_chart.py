@@ -367,9 +367,13 @@ def test_helm_install_runs_the_operator_as_a_pod_on_the_real_node(
             if e.get("reportingController") == c.EVENT_REPORTING_CONTROLLER
         ]  # fmt: skip
         assert events, "the operator posted no Event"
-        assert {e["reportingInstance"] for e in events} == {name}, [
-            (e["reason"], e["reportingInstance"]) for e in events
-        ]
+        others = {e["reportingInstance"] for e in events} - {name}
+        assert not others, (
+            f"another operator ({sorted(others)}) acted on the SimJob besides the chart's pod "
+            f"{name}: a test session outside this one runs an all-namespaces operator on this "
+            "cluster",
+            [(e["reason"], e["reportingInstance"]) for e in events],
+        )
         log = kube.run("logs", name, "-n", system).stdout
         assert f"[{work}/hello uid={uid}" in log, log[-3000:]
         assert not DENIED.findall(log), "\n".join(

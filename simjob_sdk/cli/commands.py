@@ -5,83 +5,32 @@ habits: ``-n/--namespace``, ``--kubeconfig``, ``--context`` (before or after the
 subcommand), ``-o json|yaml|wide``. Exit status: 0 = done (for commands that wait: the
 SimJob Succeeded); 1 = it ended otherwise (Failed, Cancelled, TimedOut); 2 = bad usage;
 3 = an SDK error (not found, rejected, conflict, unreachable); 4 = ``--timeout`` passed.
-Built on ``simjob_sdk.client.SimJobClient``; printing in ``simjob_sdk.cli.render``.
+Built on ``simjob_sdk.client.SimJobClient``; the shared options, ``Session``, exit statuses
+and the live ``follow`` are in ``simjob_sdk.cli.session``; printing in ``simjob_sdk.cli.render``.
 """
 
 from __future__ import annotations
 
 import json
-import queue
 import sys
-import threading
-import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import yaml
-from rich.console import Console
 
 from simjob_sdk.cli import render
+from simjob_sdk.cli.session import (
+    EXIT_OK,
+    Session,
+    connection_options,
+    follow,
+    output_option,
+    run,
+)
 from simjob_sdk.client import SimJobClient
-from simjob_sdk.errors import SimJobError, TimedOut
 from simjob_sdk.objects import SimJobObject
-
-EXIT_OK, EXIT_NOT_SUCCEEDED, EXIT_SDK_ERROR, EXIT_TIMEOUT = 0, 1, 3, 4
-QUEUE_REFRESH_SECONDS = 2.0
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def connection_options(func: F) -> F:
-    """-n/--kubeconfig/--context, accepted after the subcommand too (kubectl's habit)."""
-    func = click.option(
-        "-n", "--namespace", "namespace", default=None, help="Namespace (default: the context's)."
-    )(func)
-    func = click.option(
-        "--kubeconfig",
-        default=None,
-        type=click.Path(dir_okay=False),
-        help="Path to the kubeconfig file.",
-    )(func)
-    func = click.option("--context", default=None, help="The kubeconfig context.")(func)
-    return func
-
-
-def output_option(func: F) -> F:
-    return click.option(
-        "-o",
-        "--output",
-        type=click.Choice(["json", "yaml", "wide"]),
-        default=None,
-        help="Output format.",
-    )(func)
-
-
-class Session:
-    """What the group's options set; subcommand options override them."""
-
-    def __init__(self, namespace: str | None, kubeconfig: str | None, context: str | None):
-        self.namespace, self.kubeconfig, self.context = namespace, kubeconfig, context
-        self.console = Console(highlight=False)
-        if not self.console.is_terminal:  # a pipe or a file: never wrap or cut (as kubectl)
-            self.console = Console(highlight=False, width=4096)
-        self.errors = Console(stderr=True, highlight=False)
-
-    def client(
-        self, namespace: str | None, kubeconfig: str | None, context: str | None
-    ) -> SimJobClient:
-        return SimJobClient(
-            namespace or self.namespace,
-            kubeconfig=kubeconfig or self.kubeconfig,
-            context=context or self.context,
-        )
-
-
-def fail(session: Session, error: SimJobError) -> None:
-    session.errors.print(f"error: {error.message}", markup=False)
-    sys.exit(EXIT_TIMEOUT if isinstance(error, TimedOut) else EXIT_SDK_ERROR)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -92,73 +41,6 @@ def cli(
 ) -> None:
     """Run and follow SimJobs (simulations on Kubernetes or Slurm)."""
     ctx.obj = Session(namespace, kubeconfig, context)
-
-
-def _run(
-    ctx: click.Context,
-    body: Callable[[SimJobClient, Session], int | None],
-    namespace: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-) -> None:
-    session: Session = ctx.obj
-    try:
-        client = session.client(namespace, kubeconfig, context)
-        try:
-            code = body(client, session)
-        finally:
-            client.close()
-    except SimJobError as error:
-        fail(session, error)
-    except NotImplementedError as error:
-        session.errors.print(f"error: {error}", markup=False)
-        sys.exit(EXIT_SDK_ERROR)
-    sys.exit(code or EXIT_OK)
-
-
-def follow(client: SimJobClient, session: Session, name: str, timeout: float | None) -> int:
-    """The live view until the SimJob ends; the exit status it deserves."""
-    changes: queue.Queue[SimJobObject] = queue.Queue()
-    outcome: list[SimJobObject | BaseException] = []
-
-    def waiter() -> None:
-        try:
-            outcome.append(client.wait(name, timeout=timeout, on_change=changes.put))
-        except BaseException as exc:  # noqa: BLE001 (handed to the main thread, raised there)
-            outcome.append(exc)
-
-    thread = threading.Thread(target=waiter, daemon=True)
-    thread.start()
-    job: SimJobObject | None = None
-    position: int | None = None
-    refreshed = 0.0
-    with render.LiveView(session.console) as view:
-        while thread.is_alive() or not changes.empty():
-            try:
-                job = changes.get(timeout=0.25)
-            except queue.Empty:
-                if job is None or job.phase not in ("Queued", "Pending", None):
-                    continue
-            if job is None:
-                continue
-            now = time.monotonic()
-            if job.phase in ("Queued", "Pending", None) and now - refreshed > QUEUE_REFRESH_SECONDS:
-                refreshed = now
-                try:
-                    position = client.queue_position(name)
-                except SimJobError:
-                    position = job.status.queue_position
-            elif job.phase not in ("Queued", "Pending", None):
-                position = None
-            view.update(job, position)
-        thread.join()
-        result = outcome[0]
-        if isinstance(result, SimJobError):
-            raise result
-        if isinstance(result, BaseException):
-            raise result
-        view.finish(result)
-    return EXIT_OK if result.succeeded else EXIT_NOT_SUCCEEDED
 
 
 def _load(file: str) -> list[dict[str, Any]]:
@@ -219,7 +101,7 @@ def submit(
             return follow(client, session, submitted[0].name, timeout)
         return EXIT_OK
 
-    _run(ctx, body, namespace, kubeconfig, context)
+    run(ctx, body, namespace, kubeconfig, context)
 
 
 @cli.command()
@@ -242,7 +124,7 @@ def get(
         _show(session, jobs, output, single=len(names) == 1)
         return EXIT_OK
 
-    _run(ctx, body, namespace, kubeconfig, context)
+    run(ctx, body, namespace, kubeconfig, context)
 
 
 @cli.command(name="list")
@@ -273,7 +155,7 @@ def list_(
         _show(session, jobs, output, single=False)
         return EXIT_OK
 
-    _run(ctx, body, namespace, kubeconfig, context)
+    run(ctx, body, namespace, kubeconfig, context)
 
 
 def _show(session: Session, jobs: list[SimJobObject], output: str | None, *, single: bool) -> None:
@@ -299,7 +181,7 @@ def watch(
     context: str | None,
 ) -> None:
     """Follow one SimJob live until it ends; exit 0 only if it Succeeded."""
-    _run(
+    run(
         ctx,
         lambda client, session: follow(client, session, name, timeout),
         namespace,
@@ -328,7 +210,7 @@ def logs(
             click.echo(line)
         return EXIT_OK
 
-    _run(ctx, body, namespace, kubeconfig, context)
+    run(ctx, body, namespace, kubeconfig, context)
 
 
 @cli.command()
@@ -354,7 +236,7 @@ def cancel(
             session.console.print(render.describe(job, None), markup=False)
         return EXIT_OK
 
-    _run(ctx, body, namespace, kubeconfig, context)
+    run(ctx, body, namespace, kubeconfig, context)
 
 
 @cli.command()
@@ -381,7 +263,7 @@ def rerun(
         session.console.print(f"simjob.simjob.io/{job.name} submitted", markup=False)
         return follow(client, session, job.name, timeout) if wait_ else EXIT_OK
 
-    _run(ctx, body, namespace, kubeconfig, context)
+    run(ctx, body, namespace, kubeconfig, context)
 
 
 @cli.command()
@@ -402,7 +284,7 @@ def delete(
         session.console.print(f"simjob.simjob.io/{name} deleted", markup=False)
         return EXIT_OK
 
-    _run(ctx, body, namespace, kubeconfig, context)
+    run(ctx, body, namespace, kubeconfig, context)
 
 
 @cli.command()
@@ -438,4 +320,4 @@ def usage(
             render.usage_table(session.console, report)
         return EXIT_OK
 
-    _run(ctx, body, namespace, kubeconfig, context)
+    run(ctx, body, namespace, kubeconfig, context)

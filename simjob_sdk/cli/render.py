@@ -6,7 +6,7 @@ MESSAGE); ``dump`` prints the raw objects as JSON or YAML. ``LiveView`` is the l
 bar (rich) from ``status.progress`` while running, the exit code and message at the
 end; on a terminal it redraws in place (rich Live), elsewhere it prints one line per
 change. ``usage_table``/``usage_json`` print the usage ledger (``simjob usage``).
-Used by ``simjob_sdk.cli.commands``.
+Used by ``simjob_sdk.cli.commands`` and ``simjob_sdk.cli.session`` (the live view).
 """
 
 from __future__ import annotations

@@ -7,14 +7,13 @@ Secret calls go through the ApiClient directly, so the huge CoreV1Api module is
 never imported (the package is heavy: import only what is used). Every failure
 becomes one of ``kube.seam``'s errors in ``kube.translate``, the one place where HTTP
 statuses are judged. The implementation of ``kube.seam.KubeApi``; built by
-``controller.runtime``.
+``controller.runtime``. Two mixins hold families of calls: ``kube.corereads`` (named
+Secret/ConfigMap/Namespace reads) and ``kube.usage`` (SimUsage).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import os
 import socket
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from simjob_operator import metrics
 from simjob_operator.api import names as c
 from simjob_operator.core.settings import DEFAULT as SETTINGS
 from simjob_operator.core.settings import Limits
+from simjob_operator.kube.corereads import CoreReads
 from simjob_operator.kube.events import event_body
 from simjob_operator.kube.ratelimit import TokenBucket
 from simjob_operator.kube.rest import core_request, log_request
@@ -39,7 +39,6 @@ from simjob_operator.kube.seam import (
     Body,
     Conflict,
     Gone,
-    SecretData,
     Unavailable,
 )
 from simjob_operator.kube.translate import judged
@@ -63,8 +62,10 @@ def load_configuration(limits: Limits = SETTINGS.limits) -> Configuration:
     return configuration
 
 
-class Kube(UsageCalls):
-    """The API calls the operator makes (``kube.seam.KubeApi``); each one a coroutine."""
+class Kube(CoreReads, UsageCalls):
+    """The API calls the operator makes (``kube.seam.KubeApi``); each one a coroutine.
+    Secret/ConfigMap/Namespace reads come from ``CoreReads``, SimUsage calls from
+    ``UsageCalls``."""
 
     def __init__(
         self,
@@ -318,7 +319,7 @@ class Kube(UsageCalls):
             f"DELETE pods in {namespace}", "DELETE", path, [("labelSelector", label_selector)]
         )
 
-    # ------------------------------------------------------------------ SlurmClusters, Secrets
+    # ------------------------------------------------------------------ SlurmClusters
 
     async def get_slurmcluster(self, name: str) -> Body | None:
         return await self.get_or_none(
@@ -358,40 +359,6 @@ class Kube(UsageCalls):
             return None
         return result
 
-    async def get_secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
-        secret = await self.get_secret(namespace, name)  # the data alone
-        return None if secret is None else secret.data
-
-    async def get_secret(self, namespace: str, name: str) -> SecretData | None:
-        """A Secret's data (decoded) and labels; None when there is no such Secret. Only
-        the named Secret is read (RBAC ``get``; never ``list`` or ``watch``)."""
-        path = f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}"
-        try:
-            secret = await self._core(f"GET Secret {namespace}/{name}", "GET", path, [])
-        except Gone:
-            return None
-        decoded: dict[str, bytes] = {}
-        for key, value in (secret.get("data") or {}).items():
-            try:
-                decoded[key] = base64.b64decode(str(value), validate=True)
-            except (binascii.Error, ValueError):
-                continue  # the API server only stores valid base64; be defensive
-        labels = (secret.get("metadata") or {}).get("labels") or {}
-        return SecretData(decoded, {str(k): str(v) for k, v in labels.items()})
-
-    async def get_configmap_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
-        """A ConfigMap's ``data`` (UTF-8) and ``binaryData`` as bytes; None when there is
-        no such ConfigMap. Only the named one is read (RBAC ``get``; Slurm inputs)."""
-        path = f"/api/v1/namespaces/{quote(namespace)}/configmaps/{quote(name)}"
-        try:
-            body = await self._core(f"GET ConfigMap {namespace}/{name}", "GET", path, [])
-        except Gone:
-            return None
-        found = {key: str(value).encode() for key, value in (body.get("data") or {}).items()}
-        for key, value in (body.get("binaryData") or {}).items():
-            found[key] = base64.b64decode(str(value))
-        return found
-
     # ------------------------------------------------------------------ Events
 
     async def post_event(
@@ -417,14 +384,3 @@ class Kube(UsageCalls):
             "events",
             event,
         )
-
-    # ------------------------------------------------------------------ Namespaces
-
-    async def get_namespace_uid(self, name: str) -> str | None:
-        """The uid of namespace ``name`` (kube-system's names the cluster); None if absent."""
-        path = f"/api/v1/namespaces/{quote(name)}"
-        try:
-            body = await self._core(f"GET Namespace {name}", "GET", path, [])
-        except Gone:
-            return None
-        return str((body.get("metadata") or {}).get("uid") or "") or None

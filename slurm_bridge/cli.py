@@ -21,7 +21,9 @@ Every call is one or two commands through a ``Runner`` (local subprocess or SSH)
 
 ``squeue``/``sacct`` run with ``SLURM_TIME_FORMAT=%s`` (through ``env``, which also works
 over SSH where sshd drops client environment variables) so times are epoch seconds.
-Neighbours: runners.py/ssh.py (where commands run), parsing.py (their output).
+Neighbours: runners.py/ssh.py (where commands run), parsing.py (their output),
+checks.py (job ids checked, failed commands judged: ``classify_failure`` and its
+patterns, re-exported here).
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from slurm_bridge.clients import DEFAULT_TAIL_BYTES, DEFAULT_TAIL_LINES, Accounting
-from slurm_bridge.errors import (
-    InvalidJobSpec,
-    SlurmRejected,
-    SlurmUnavailable,
-    SlurmUnsatisfiable,
+from slurm_bridge.checks import (
+    UNAVAILABLE_PATTERNS,
+    UNSATISFIABLE_PATTERNS,
+    checked_ids,
+    classify_failure,
 )
+from slurm_bridge.clients import DEFAULT_TAIL_BYTES, DEFAULT_TAIL_LINES, Accounting
+from slurm_bridge.errors import InvalidJobSpec, SlurmUnavailable
 from slurm_bridge.parsing import (
     JOB_ID,
     SACCT_FIELDS,
@@ -70,48 +73,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TIME_ENV = ("env", "SLURM_TIME_FORMAT=%s")
-# stderr fragments (lower case) meaning "Slurm could not be reached", not "refused".
-UNAVAILABLE_PATTERNS = (
-    "unable to contact slurm controller",
-    "socket timed out",
-    "connection refused",
-    "connection reset",
-    "communication connection failure",
-    "zero bytes were transmitted",
-    "transport endpoint",
-    "no route to host",
-    "network is unreachable",
-    "slurm_load_jobs error: unexpected message",
-    "munge",
-    "authentication failure",
-    "invalid authentication credential",
-    "could not establish a configuration source",
-    "unable to establish controller",
-    "command not found",
-    "slurmctld not responding",
-    "resource temporarily unavailable",
-)
-# stderr fragments (lower case) of a refusal that no node of the partition can ever satisfy.
-UNSATISFIABLE_PATTERNS = (
-    "requested node configuration is not available",
-    "node count specification invalid",
-)
 _GONE = ("invalid job id", "already completing or completed", "job/step already")
-
-
-def classify_failure(result: RunResult, *, refusal: bool) -> SlurmRejected | SlurmUnavailable:
-    """The error for a failed command: unreachable Slurm, or (if ``refusal``) a refusal
-    (``SlurmUnsatisfiable`` when no node can ever run the job as asked)."""
-    text = f"{result.stderr}\n{result.stdout}".lower()
-    unavailable = result.returncode in (126, 127) or any(p in text for p in UNAVAILABLE_PATTERNS)
-    cls: type[SlurmRejected | SlurmUnavailable]
-    if not refusal or unavailable:
-        cls = SlurmUnavailable
-    elif any(p in text for p in UNSATISFIABLE_PATTERNS):
-        cls = SlurmUnsatisfiable
-    else:
-        cls = SlurmRejected
-    return cls(result.describe(), argv=result.argv, stderr=result.stderr)
 
 
 class CliSlurmClient:
@@ -182,7 +144,7 @@ class CliSlurmClient:
 
     # -- query -----------------------------------------------------------------------
     async def query(self, job_ids: Iterable[str]) -> dict[str, JobState]:
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         if not ids:
             return {}
         states = await self._squeue(ids)
@@ -252,7 +214,7 @@ class CliSlurmClient:
     async def usage(self, job_ids: Iterable[str]) -> dict[str, JobState]:
         """Accounting records (with usage, MaxRSS from the steps) of ``job_ids`` in ONE
         sacct; ids accounting does not know (yet) are left out. Empty without accounting."""
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids)
         mode = await self.accounting() if ids else Accounting.NONE
         if mode is Accounting.NONE:
             return {}
@@ -284,7 +246,7 @@ class CliSlurmClient:
 
     # -- cancel ----------------------------------------------------------------------
     async def cancel(self, job_id: str) -> JobState:
-        (job_id,) = _checked_ids([job_id])
+        (job_id,) = checked_ids([job_id])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._cancel_timeout
         while True:
@@ -374,7 +336,7 @@ class CliSlurmClient:
         *,
         directory: str | None = None,
     ) -> str:
-        (job_id,) = _checked_ids([job_id])
+        (job_id,) = checked_ids([job_id])
         if lines <= 0 or max_bytes <= 0:
             return ""
         if directory is not None:  # the job's own directory: never through a symlink
@@ -398,15 +360,3 @@ class CliSlurmClient:
 
 def _sacct_name(mode: Accounting) -> str:
     return "sacct --completion" if mode is Accounting.COMPLETION else "sacct"
-
-
-def _checked_ids(job_ids: Iterable[str]) -> list[str]:
-    """Unique job ids in order; each must be a plain Slurm job id (no options, commas)."""
-    if isinstance(job_ids, str):
-        raise TypeError("job_ids must be an iterable of ids, not one string")
-    ids: dict[str, None] = {}
-    for job_id in job_ids:
-        if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
-            raise InvalidJobSpec(f"{job_id!r} is not a Slurm job id")
-        ids[job_id] = None
-    return list(ids)

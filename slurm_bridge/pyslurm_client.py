@@ -39,7 +39,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from slurm_bridge.cli import UNAVAILABLE_PATTERNS, UNSATISFIABLE_PATTERNS
+from slurm_bridge.checks import UNAVAILABLE_PATTERNS, UNSATISFIABLE_PATTERNS, checked_ids
 from slurm_bridge.clients import DEFAULT_TAIL_BYTES, DEFAULT_TAIL_LINES, Accounting
 from slurm_bridge.errors import (
     InvalidJobSpec,
@@ -47,7 +47,7 @@ from slurm_bridge.errors import (
     SlurmUnavailable,
     SlurmUnsatisfiable,
 )
-from slurm_bridge.parsing import JOB_ID, tail_text
+from slurm_bridge.parsing import tail_text
 from slurm_bridge.scripts import OUTPUT_PATTERN, GpuRequest, batch_script, output_path
 from slurm_bridge.specs import MARKER, JobSpec, check_work_dir, time_limit_minutes
 from slurm_bridge.states import FINISHED_KINDS, JobKind, JobState, map_state, normalize_state
@@ -181,7 +181,7 @@ class PyslurmClient:
 
     # -- query -----------------------------------------------------------------------
     async def query(self, job_ids: Iterable[str]) -> dict[str, JobState]:
-        ids = _checked_ids(job_ids)
+        ids = checked_ids(job_ids, plain=True)
         if not ids:
             return {}
         wanted = set(ids)
@@ -203,7 +203,7 @@ class PyslurmClient:
 
     # -- cancel ----------------------------------------------------------------------
     async def cancel(self, job_id: str) -> JobState:
-        (job_id,) = _checked_ids([job_id])
+        (job_id,) = checked_ids([job_id], plain=True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._cancel_timeout
         while True:
@@ -241,7 +241,7 @@ class PyslurmClient:
         *,
         directory: str | None = None,
     ) -> str:
-        (job_id,) = _checked_ids([job_id])
+        (job_id,) = checked_ids([job_id], plain=True)
         if lines <= 0 or max_bytes <= 0:
             return ""
         path = Path(output_path(directory or self.work_dir, job_id))
@@ -306,15 +306,3 @@ def _time(value: object) -> datetime | None:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return datetime.fromtimestamp(value, tz=UTC)
     return None
-
-
-def _checked_ids(job_ids: Iterable[str]) -> list[str]:
-    """Unique plain numeric job ids in order (pyslurm takes ints; no array tasks here)."""
-    if isinstance(job_ids, str):
-        raise TypeError("job_ids must be an iterable of ids, not one string")
-    ids: dict[str, None] = {}
-    for job_id in job_ids:
-        if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id) or "_" in job_id:
-            raise InvalidJobSpec(f"{job_id!r} is not a plain Slurm job id")
-        ids[job_id] = None
-    return list(ids)

@@ -13,6 +13,7 @@ test_slurm_retention.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -39,6 +40,12 @@ from simjob_operator.controller.tiers import TierCache
 from simjob_operator.core import retention as r
 from simjob_operator.core.logs import simjob_logger
 from simjob_operator.core.runkeys import Reuse, decide_run_key
+from simjob_operator.core.settings import (
+    ENV_REMOVAL_IMAGE,
+    ENV_REMOVAL_PULL_POLICY,
+    Retention,
+    retention_from_env,
+)
 from simjob_operator.core.view import SimJobRecord
 from tests.support.bodies import simjob_body
 from tests.support.fake_kube import FakeKube
@@ -181,6 +188,8 @@ def test_the_removal_job_is_deterministic_restricted_and_placed_like_the_run() -
         image="busybox:test",
     )
     assert job["metadata"]["name"] == removal_job_name("uid-sim") == "sjrm-uid-sim"
+    image_policy = job["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"]
+    assert image_policy == "IfNotPresent"  # the default (the chart's outputsRemoval.pullPolicy)
     assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-sim"
     assert c.LABEL_UID not in job["metadata"]["labels"]  # not mistaken for the run's Job
     spec = job["spec"]
@@ -205,6 +214,28 @@ def test_the_removal_job_is_deterministic_restricted_and_placed_like_the_run() -
         removal_job(
             namespace="lab", name="s", uid="u", claim="c", path="../x", grant=None, image="b"
         )
+
+
+def test_the_removal_image_and_pull_policy_come_from_the_environment() -> None:
+    """The chart's outputsRemoval.image/pullPolicy reach the operator as two variables;
+    unset or empty keeps the defaults; a pull policy Kubernetes would refuse stops the
+    operator at start with the variable's name."""
+    default = Retention()
+    assert retention_from_env(default, {}) == default
+    assert retention_from_env(default, {ENV_REMOVAL_IMAGE: "", ENV_REMOVAL_PULL_POLICY: " "}) == (
+        default
+    )
+    chosen = retention_from_env(
+        default,
+        {ENV_REMOVAL_IMAGE: "registry.local/busybox:1.37", ENV_REMOVAL_PULL_POLICY: "Always"},
+    )
+    assert (chosen.removal_image, chosen.removal_pull_policy) == (
+        "registry.local/busybox:1.37",
+        "Always",
+    )
+    assert chosen.removal_poll == default.removal_poll
+    with pytest.raises(ValueError, match=ENV_REMOVAL_PULL_POLICY):
+        retention_from_env(default, {ENV_REMOVAL_PULL_POLICY: "sometimes"})
 
 
 def _shell() -> list[str]:
@@ -288,13 +319,18 @@ def _job_ended(kube: FakeKube, uid: str, kind: str, message: str) -> None:
 
 def test_claim_cleaner_creates_one_job_and_reports_its_end() -> None:
     kube = FakeKube()
-    cleaner = ClaimCleaner(kube, image="busybox:test", poll=0.5)
+    settings = Retention(removal_image="mirror.example/busybox:test", removal_poll=0.5)
+    cleaner = ClaimCleaner(kube, dataclasses.replace(settings, removal_pull_policy="Never"))
     record = rec(finished())
     workspace = record.status.workspace
     assert workspace is not None
     first = asyncio.run(cleaner.remove(record, workspace))
     assert isinstance(first, r.Removing)
     assert first.delay == 0.5
+    (created,) = kube.jobs.values()
+    (container,) = created["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "mirror.example/busybox:test"
+    assert container["imagePullPolicy"] == "Never"
     second = asyncio.run(cleaner.remove(record, workspace))  # adopted, not created twice
     assert isinstance(second, r.Removing)
     assert kube.calls["create_job"] == 1
@@ -335,7 +371,7 @@ class Harness:
             kube=self.kube,
             tiers=TierCache(self.kube),
             recorder=Recorder(self.kube),
-            removers={CLAIM: ClaimCleaner(self.kube, poll=1.5)},
+            removers={CLAIM: ClaimCleaner(self.kube, Retention(removal_poll=1.5))},
             now=lambda: self.now,
         )
 

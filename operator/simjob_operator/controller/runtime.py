@@ -37,13 +37,12 @@ from simjob_operator.controller.workqueue import Key, WorkQueue
 from simjob_operator.core.phases import is_terminal
 from simjob_operator.core.progress import ProgressReport
 from simjob_operator.core.settings import DEFAULT as SETTINGS
-from simjob_operator.core.settings import Settings
+from simjob_operator.core.settings import Settings, retention_from_env
 from simjob_operator.core.sightings import Seen, Sighting
 from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import KubeApi
 
 logger = logging.getLogger("simjob_operator.runtime")
-ENV_REMOVAL_IMAGE = "SIMJOB_OUTPUTS_REMOVAL_IMAGE"
 
 
 class Runtime:
@@ -93,11 +92,7 @@ class Runtime:
             slot_freed=self.admitter.slot_freed,
             settings=settings,
             removers={
-                CLAIM: ClaimCleaner(
-                    kube,
-                    image=os.environ.get(ENV_REMOVAL_IMAGE) or settings.retention.removal_image,
-                    poll=settings.retention.removal_poll,
-                ),
+                CLAIM: ClaimCleaner(kube, retention_from_env(settings.retention, os.environ)),
                 RUN_DIRECTORY: RunDirCleaner(self.slurm.sites),
             },
         )

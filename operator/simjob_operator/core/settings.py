@@ -4,12 +4,20 @@
 (``Timings``), the work queue and API client (``Limits``), the Slurm backend
 (``SlurmTimings``) and the removal of expired outputs (``Retention``). ``DEFAULT`` is
 what production runs with; ``controller.runtime`` takes a ``Settings`` (tests inject
-shorter ones) and hands the parts each component needs to it. Pure; no I/O.
+shorter ones) and hands the parts each component needs to it. The few settings an
+installation chooses come from the operator's environment (the Helm chart sets them):
+``retention_from_env`` reads them from a mapping it is given. Pure; no I/O.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+
+# The removal Job's image and pull policy (the chart's outputsRemoval values).
+ENV_REMOVAL_IMAGE = "SIMJOB_OUTPUTS_REMOVAL_IMAGE"
+ENV_REMOVAL_PULL_POLICY = "SIMJOB_OUTPUTS_REMOVAL_PULL_POLICY"
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +74,11 @@ class Retention:
     """Removing expired outputs (``controller.retention``)."""
 
     # The image of the Job that removes a run's sub-path from a claim (busybox's sh and
-    # rm); $SIMJOB_OUTPUTS_REMOVAL_IMAGE overrides it (e.g. an air-gapped registry).
+    # rm) and its imagePullPolicy; $SIMJOB_OUTPUTS_REMOVAL_IMAGE and
+    # $SIMJOB_OUTPUTS_REMOVAL_PULL_POLICY override them (the chart's outputsRemoval
+    # values, e.g. a mirror in an air-gapped registry).
     removal_image: str = "docker.io/library/busybox:1.37"
+    removal_pull_policy: str = "IfNotPresent"
     removal_poll: float = 2.0  # a running removal Job is looked at this often
 
 
@@ -80,3 +91,17 @@ class Settings:
 
 
 DEFAULT = Settings()
+
+
+def retention_from_env(retention: Retention, env: Mapping[str, str]) -> Retention:
+    """``retention`` with the removal Job's image and pull policy from ``env`` (unset or
+    empty keeps the value). Raises ``ValueError`` for a pull policy Kubernetes would
+    refuse, so the operator stops at start instead of failing every removal."""
+    image = env.get(ENV_REMOVAL_IMAGE, "").strip() or retention.removal_image
+    policy = env.get(ENV_REMOVAL_PULL_POLICY, "").strip() or retention.removal_pull_policy
+    if policy not in PULL_POLICIES:
+        raise ValueError(
+            f"${ENV_REMOVAL_PULL_POLICY} is {policy!r}; it must be one of "
+            f"{', '.join(PULL_POLICIES)}"
+        )
+    return dataclasses.replace(retention, removal_image=image, removal_pull_policy=policy)

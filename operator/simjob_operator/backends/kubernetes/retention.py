@@ -42,7 +42,7 @@ from simjob_operator.core.retention import (
     UnsafeOutputPath,
     check_sub_path,
 )
-from simjob_operator.core.settings import DEFAULT
+from simjob_operator.core.settings import DEFAULT, Retention
 from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import AlreadyExists, KubeApi
 
@@ -90,7 +90,15 @@ def removal_job_name(uid: str) -> str:
 
 
 def removal_job(
-    *, namespace: str, name: str, uid: str, claim: str, path: str, grant: Grant | None, image: str
+    *,
+    namespace: str,
+    name: str,
+    uid: str,
+    claim: str,
+    path: str,
+    grant: Grant | None,
+    image: str,
+    pull_policy: str = DEFAULT.retention.removal_pull_policy,
 ) -> dict[str, Any]:
     """The Job that removes ``path`` from ``claim`` for SimJob ``namespace/name``. Pure;
     raises ``UnsafeOutputPath`` for a path that could leave the claim."""
@@ -106,6 +114,7 @@ def removal_job(
             {
                 "name": "remove-outputs",
                 "image": image,
+                "imagePullPolicy": pull_policy,
                 "command": ["sh", "-c", REMOVE_PROGRAM, "sh", CLAIM_MOUNT, path],
                 "resources": {"requests": dict(amounts), "limits": dict(amounts)},
                 "securityContext": container_security_context(),
@@ -160,12 +169,11 @@ class ClaimCleaner:
     """``OutputRemover`` for outputs in a PersistentVolumeClaim (``status.workspace``
     with ``claimName`` and ``path``)."""
 
-    def __init__(
-        self, kube: KubeApi, *, image: str = DEFAULT.retention.removal_image, poll: float = 2.0
-    ) -> None:
+    def __init__(self, kube: KubeApi, settings: Retention = DEFAULT.retention) -> None:
         self.kube = kube
-        self.image = image
-        self.poll = poll
+        self.image = settings.removal_image
+        self.pull_policy = settings.removal_pull_policy
+        self.poll = settings.removal_poll
 
     async def remove(self, record: SimJobRecord, workspace: WorkspaceStatus) -> Removal:
         if workspace.claim_name is None or workspace.path is None:
@@ -179,6 +187,7 @@ class ClaimCleaner:
                 path=workspace.path,
                 grant=record.status.grant,
                 image=self.image,
+                pull_policy=self.pull_policy,
             )
         except UnsafeOutputPath as exc:
             return Refused(str(exc))

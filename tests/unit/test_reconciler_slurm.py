@@ -2,7 +2,9 @@
 server): it records the job id that submit returns (created or adopted), cancels a job
 whose SimJob was deleted or ended while sbatch ran (retrying while Slurm is down),
 fails a SimJob that sbatch refused or that carries unsafe values, and looks again
-after the grace of an unknown SlurmCluster. The backend's side of each contract is in
+after the grace of an unknown SlurmCluster; a SimJob whose input is missing shows it as
+its Queued reason until the input appears or maxPendingSeconds ends it InputNotFound.
+The backend's side of each contract is in
 test_slurm_backend.py. No cluster, no Slurm.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from simjob_operator.api import names as c
@@ -23,8 +26,9 @@ from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.tiers import TierCache
 from simjob_operator.core.settings import Settings, Timings
 from simjob_operator.core.sightings import Sighting
-from simjob_operator.core.times import parse_time
+from simjob_operator.core.times import format_time, parse_time
 from simjob_operator.core.view import SimJobRecord
+from slurm_bridge import LocalRunner
 from tests.unit.test_slurm_backend import CREATED, GRANT, Harness, eventually
 
 FAST = Settings(timings=Timings(stop_poll=0.01))
@@ -192,5 +196,48 @@ def test_the_grant_reaches_sbatch() -> None:
         await w.reconcile(record)
         (spec,) = w.slurm.specs.values()
         assert spec.time_limit_seconds == GRANT.max_runtime_seconds
+
+    run(scenario)
+
+
+def test_a_missing_input_shows_as_the_queued_reason_until_it_appears_or_time_is_up(
+    tmp_path: Path,
+) -> None:
+    async def scenario(w: World) -> None:
+        w.slurm.work_dir = str(tmp_path / "work")
+        w.slurm.runner = LocalRunner()
+        created = parse_time(CREATED)
+        assert created is not None
+        records = []
+        for name in ("appears", "never"):
+            record = w.simjob(name, inputs=[{"configMap": {"name": f"{name}-params"}}])
+            body = w.kube.simjobs[record.key]
+            body["status"]["conditions"][0]["lastTransitionTime"] = format_time(created)
+            records.append(w.stored(record))
+        appears, never = records
+        again = await w.reconcile(appears)
+        status = w.status(appears)
+        assert (status["phase"], status["reason"]) == ("Queued", Reason.INPUT_NOT_FOUND)
+        assert "ConfigMap lab/appears-params does not exist" in status["message"]
+        assert again is not None
+        assert again <= 15.0  # looked at again soon (60 s waited: a quarter, or the tick)
+        writes = len(w.kube.patches_of(*appears.key))
+        await w.reconcile(w.stored(appears))  # still missing: nothing new to write
+        assert len(w.kube.patches_of(*appears.key)) == writes
+        assert w.slurm.calls["sbatch"] == 0
+        w.kube.configmaps[("lab", "appears-params")] = {"grid": b"8"}
+        await w.reconcile(w.stored(appears))
+        status = w.status(appears)
+        assert status["backendRef"]["id"] == "101"
+        assert (status["phase"], status["reason"]) == ("Queued", Reason.ADMITTED)
+        assert status["message"] == "submitted Slurm job 101 on hpc"
+        # the other one: still missing when maxPendingSeconds is over
+        w.now = created + timedelta(seconds=c.DEFAULT_MAX_PENDING_SECONDS + 1)
+        await w.reconcile(never)
+        status = w.status(never)
+        assert (status["phase"], status["reason"]) == ("Failed", Reason.INPUT_NOT_FOUND)
+        assert "ConfigMap lab/never-params does not exist" in status["message"]
+        assert "did not appear within maxPendingSeconds" in status["message"]
+        assert w.slurm.calls["sbatch"] == 1
 
     run(scenario)

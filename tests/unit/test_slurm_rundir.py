@@ -4,7 +4,9 @@ Inputs: ``spec.inputs`` read from ConfigMaps and Secrets (only the named ones) b
 files of the run directory's ``inputs/`` (0444 / 0400) written on this host's real
 filesystem through a ``LocalRunner`` (the same commands as over SSH); hostile keys,
 duplicate names and too many bytes fail the SimJob with a clear reason before anything
-is written; a missing object gets a grace, then fails. The job starts in its run
+is written; a missing object is waited for up to maxPendingSeconds after admission,
+then fails; one the operator may not read fails at once, saying which grant or chart
+value would allow it. The job starts in its run
 directory with ``$SIMJOB_INPUT_DIR``/``$SIMJOB_OUTPUT_DIR`` and ``Submitted`` carries
 the workspace. Progress: N running jobs of a cluster are read with one command per
 interval, a report goes out only when it changed, and never more often than the
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import stat
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from simjob_operator.api import names as c
 from simjob_operator.api.data import MAX_INPUT_BYTES, InputSource
 from simjob_operator.backends.base import Rejected, RetryAfter, Submitted
 from simjob_operator.backends.slurm.credentials import DEFAULT_LOGIN
@@ -30,13 +34,17 @@ from simjob_operator.backends.slurm.rundir import (
     InputError,
     InputMissing,
     Inputs,
+    InputWait,
     in_run_dir,
+    input_wait,
     prepare,
     read_inputs,
     select,
 )
 from simjob_operator.core.progress import ProgressReport
+from simjob_operator.core.times import format_time, parse_time
 from simjob_operator.core.view import Key
+from simjob_operator.kube.seam import Refused
 from slurm_bridge import JobSpec, LocalRunner
 from tests.support.fake_kube import FakeKube
 from tests.unit.test_bridge_tails import CountingRunner
@@ -125,18 +133,93 @@ def test_too_many_bytes_are_refused_with_the_limit(tmp_path: Path) -> None:
     assert h.slurm.calls["sbatch"] == 0
 
 
-def test_a_missing_object_waits_a_grace_then_fails(tmp_path: Path) -> None:
+def test_a_missing_input_is_waited_for_up_to_max_pending_seconds_then_fails(
+    tmp_path: Path,
+) -> None:
+    """The Kubernetes rule (a pod waits for its ConfigMap until maxPendingSeconds): the
+    submit retries, saying what is missing, soon at first and then every 30 s at most;
+    an input created meanwhile is used; one still missing at the end fails the SimJob
+    InputNotFound, naming the object or key. Nothing is submitted before."""
     h = local_harness(tmp_path)
-    h.now = h.now.replace(minute=0, second=2)  # 2 s after creation: within the grace
-    _record, result = submit(h, "early", inputs=[{"configMap": {"name": "later"}}])
+    start = h.now.replace(minute=0, second=2)  # 2 s after creation (no admission time)
+    h.now = start
+    record, result = submit(h, "early", inputs=[{"configMap": {"name": "later"}}])
     assert isinstance(result, RetryAfter)
-    assert "later does not exist" in result.message
-    h.now = h.now.replace(minute=5)
-    record = h.stored(_record)
-    result = asyncio.run(h.backend.submit(record, GRANT))
+    assert result.reason == NOT_FOUND
+    assert "ConfigMap lab/later does not exist" in result.message
+    assert f"{c.DEFAULT_MAX_PENDING_SECONDS} s after admission" in result.message
+    assert result.delay == 2.0
+    h.now = start.replace(minute=5)  # long past the old 5 s grace: still waiting
+    result = asyncio.run(h.backend.submit(h.stored(record), GRANT))
+    assert isinstance(result, RetryAfter)
+    assert result.delay == 30.0
+    assert h.slurm.calls["sbatch"] == 0
+    h.kube.configmaps[("lab", "later")] = dict(CM)  # it appears: the job goes
+    result = asyncio.run(h.backend.submit(h.stored(record), GRANT))
+    assert isinstance(result, Submitted), result
+    assert result.workspace is not None
+    assert (Path(result.workspace.directory or "") / "inputs" / "params.json").exists()
+    # a key that never appears: failed at the end of maxPendingSeconds, naming it
+    h.now = start
+    inputs = [{"configMap": {"name": "later", "items": [{"key": "grid.json"}]}}]
+    record, result = submit(h, "keyless", inputs=inputs)
+    assert isinstance(result, RetryAfter)
+    assert "ConfigMap later has no key 'grid.json'" in result.message
+    h.now = start + timedelta(seconds=c.DEFAULT_MAX_PENDING_SECONDS)
+    result = asyncio.run(h.backend.submit(h.stored(record), GRANT))
     assert isinstance(result, Rejected)
     assert result.reason == NOT_FOUND
+    assert "ConfigMap later has no key 'grid.json'" in result.message
+    assert f"maxPendingSeconds ({c.DEFAULT_MAX_PENDING_SECONDS} s)" in result.message
+    assert h.slurm.calls["sbatch"] == 1  # only the SimJob whose input appeared
+
+
+def test_the_input_wait_counts_from_admission_with_the_grants_limit(tmp_path: Path) -> None:
+    h = local_harness(tmp_path)
+    grant = GRANT.model_copy(update={"max_pending_seconds": 30})
+    record = h.simjob("admitted-late", inputs=[{"secret": {"name": "token"}}])
+    admitted_at = parse_time(record.creation_timestamp)
+    assert admitted_at is not None
+    admitted_at += timedelta(minutes=10)  # it waited for a slot first
+    body = h.kube.simjobs[record.key]
+    body["status"]["conditions"][0]["lastTransitionTime"] = format_time(admitted_at)
+    record = h.stored(record)
+    assert input_wait(record, grant, admitted_at + timedelta(seconds=20)) == InputWait(10.0, 30)
+    h.now = admitted_at + timedelta(seconds=20)
+    result = asyncio.run(h.backend.submit(record, grant))
+    assert isinstance(result, RetryAfter)
+    assert "Secret lab/token does not exist" in result.message
+    assert result.delay == 5.0  # a quarter of the 20 s waited
+    h.now = admitted_at + timedelta(seconds=31)
+    result = asyncio.run(h.backend.submit(record, grant))
+    assert isinstance(result, Rejected)
+    assert (result.reason, "maxPendingSeconds (30 s)" in result.message) == (NOT_FOUND, True)
     assert h.slurm.calls["sbatch"] == 0
+
+
+@pytest.mark.parametrize(
+    ("source", "hint"),
+    [
+        ({"secret": {"name": "token"}}, "need the chart value slurmInputs.secrets=true"),
+        ({"configMap": {"name": "params"}}, "needs get on configmaps in lab"),
+    ],
+)
+def test_an_input_the_operator_may_not_read_fails_at_once_saying_what_allows_it(
+    tmp_path: Path, source: dict[str, Any], hint: str
+) -> None:
+    h = local_harness(tmp_path)
+    kind = "Secret" if "secret" in source else "ConfigMap"
+    call = "get_secret_data" if "secret" in source else "get_configmap_data"
+    forbidden = f'{kind.lower()}s "x" is forbidden: User "system:serviceaccount:s:op" cannot get'
+    h.kube.fail(call, Refused(forbidden, status=403))
+    _record, result = submit(h, "forbidden", inputs=[source])
+    assert isinstance(result, Rejected)
+    assert result.reason == INVALID_INPUTS
+    name = source[next(iter(source))]["name"]
+    assert f"the operator may not read {kind} lab/{name} ({forbidden})" in result.message
+    assert hint in result.message
+    assert h.slurm.calls["sbatch"] == 0
+    assert not (tmp_path / "work").exists()
 
 
 def test_select_chosen_keys_duplicates_and_missing_keys() -> None:

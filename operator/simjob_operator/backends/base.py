@@ -19,7 +19,7 @@ from typing import Protocol
 
 from simjob_operator.api.data import WorkspaceStatus
 from simjob_operator.api.simjob import BackendRef, Grant
-from simjob_operator.core.phases import Observation
+from simjob_operator.core.phases import Observation, ObservedState
 from simjob_operator.core.sightings import Seen
 from simjob_operator.core.view import SimJobRecord
 
@@ -45,10 +45,24 @@ class Rejected:
 @dataclasses.dataclass(frozen=True)
 class RetryAfter:
     """Nothing was created; try again after ``delay`` seconds (e.g. an old object of
-    the same name is still being deleted)."""
+    the same name is still being deleted). With ``reason`` the SimJob shows it: it is
+    waiting on the backend (``Queued``, this reason and ``message``), and the tier's
+    maxPendingSeconds bounds the wait like a pod's that does not start."""
 
     delay: float
     message: str
+    reason: str | None = None
+
+    def as_pending(self) -> Observation | None:
+        """The wait as the backend's observation (None without a reason)."""
+        if self.reason is None:
+            return None
+        return Observation(
+            ObservedState.PENDING,
+            reason=self.reason,
+            message=self.message,
+            recheck_after=self.delay,
+        )
 
 
 SubmitResult = Submitted | Rejected | RetryAfter

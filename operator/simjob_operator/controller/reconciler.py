@@ -9,7 +9,8 @@ first (``controller.recorder``: status PATCH with a resourceVersion precondition
 409 -> re-read and decide again) and then acts: ask the admitter for a slot,
 ``submit`` with the recorded ``Grant``, or ``cancel`` until the backend object is
 gone. Backends are adapters: the reconciler records what ``submit`` returns (the
-backend reference, a rejection that fails the SimJob, a retry after a delay) and
+backend reference, a rejection that fails the SimJob, a retry after a delay, shown
+as a waiting ``Queued`` SimJob when it has a reason) and
 cancels a job whose SimJob went away while it was submitted. It never remembers
 edges: every call starts from what the API server and the backend say now, so a
 restart, a missed event or a duplicate event changes nothing. ``finalize`` is the
@@ -70,6 +71,7 @@ from simjob_operator.core.settings import Settings
 from simjob_operator.core.sightings import Seen, Sighting
 from simjob_operator.core.statuses import build_status
 from simjob_operator.core.validation import Effective, resolve
+from simjob_operator.core.verdicts import verdict
 from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import Conflict, KubeApi, Refused, Unavailable
 
@@ -328,7 +330,10 @@ class Reconciler:
             return await self._fail(record, backend, log, Rejection(Reason.REFUSED, exc.message))
         if isinstance(result, RetryAfter):
             log.info("submit: %s; again in %.1f s", result.message, result.delay)
-            return result.delay
+            waiting = result.as_pending()  # shown like a pod that waits (maxPendingSeconds)
+            if waiting is None:
+                return result.delay
+            return await self._decide(record, backend, log, observation=waiting)
         if isinstance(result, Rejected):
             return await self._fail(record, backend, log, Rejection(result.reason, result.message))
         if self.after_submit is not None:
@@ -351,6 +356,8 @@ class Reconciler:
         self, record: SimJobRecord, result: Submitted, log: ObjectLogger
     ) -> None:
         keep = Verdict(phase=record.phase or Phase.PENDING, reason=None, message=None)
+        if record.phase == Phase.QUEUED and record.status.reason != Reason.ADMITTED:
+            keep = verdict(Phase.QUEUED, Reason.ADMITTED, result.message)  # waits no more
         await self._write(
             record, keep, None, log, backend_ref=result.ref, workspace=result.workspace
         )

@@ -1,7 +1,8 @@
 """When to look again and what is worth a write: pure timing rules of the reconciler.
 
 ``pending_seconds``: how long an admitted SimJob has waited on its backend without
-starting (counted from its admission, for maxPendingSeconds). ``recheck_after``: when
+starting (counted from its admission, ``admitted_since``, for maxPendingSeconds; the
+Slurm backend waits for missing inputs by the same clock). ``recheck_after``: when
 to look again although no event may announce a change. ``progress_wanted``: whether a
 progress report deserves a status write (changed, and the last one is at least the
 grant's progress interval old). Used by ``controller.reconciler``.
@@ -20,14 +21,21 @@ from simjob_operator.core.times import parse_time
 from simjob_operator.core.view import SimJobRecord
 
 
-def pending_seconds(record: SimJobRecord, obs: Observation | None, now: datetime) -> float | None:
-    """How long an admitted SimJob has waited on its backend without starting."""
-    if obs is None or obs.state != ObservedState.PENDING or not record.admitted:
+def admitted_since(record: SimJobRecord) -> datetime | None:
+    """When the SimJob got its slot (the Admitted condition's transition), if known."""
+    if not record.admitted:
         return None
     admitted = next(
         (cond for cond in record.status.conditions if cond.type == c.COND_ADMITTED), None
     )
-    since = parse_time(admitted.last_transition_time) if admitted is not None else None
+    return parse_time(admitted.last_transition_time) if admitted is not None else None
+
+
+def pending_seconds(record: SimJobRecord, obs: Observation | None, now: datetime) -> float | None:
+    """How long an admitted SimJob has waited on its backend without starting."""
+    if obs is None or obs.state != ObservedState.PENDING:
+        return None
+    since = admitted_since(record)
     return (now - since).total_seconds() if since is not None else None
 
 

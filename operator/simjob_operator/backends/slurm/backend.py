@@ -20,24 +20,25 @@ as the workspace. ``observe`` has ``progress`` follow the batch output of a runn
 (one command per cluster and interval for all of them); the failure tail is read there.
 
 Errors: Slurm unreachable raises ``backends.base.BackendUnavailable`` (the reconciler
-keeps the phase and retries with backoff); the SlurmCluster's ``Reachable`` condition
-is set by the clients themselves (``reachability``). What no retry fixes before
-anything was submitted is ``Rejected`` with a reason: ``UnknownSlurmCluster``,
+keeps the phase and retries with backoff); the SlurmCluster's ``Reachable`` condition is
+set by the clients themselves (``reachability``). What no retry fixes before anything
+was submitted is ``Rejected`` with a reason: ``UnknownSlurmCluster``,
 ``InvalidSlurmCredentials`` (Secrets), ``InvalidInputs``/``InputNotFound``
-(``spec.inputs``, after a grace), ``SlurmRejected`` (sbatch refused),
-``SlurmUnsatisfiable`` (no node of the partition can ever run it, e.g. more GPUs
-than any node has), ``InvalidSpec`` (values sbatch cannot take safely); a missing
-SlurmCluster or Secret gets a grace (``RetryAfter``) for objects applied in the wrong
-order. Once a job exists it is never abandoned silently. ``run`` is the backend's task
-(``supervisor``): it re-lists the SlurmClusters, runs one poller per cluster and, at
-start, tracks the jobs of every unfinished SimJob (one LIST); a poll that sees a job
-change calls ``notify`` with its SimJob's key. A job's comment names this Kubernetes
-cluster (``measures.ClusterIdentity``) so that this operator's orphan sweep (``sweep``),
-and no other, may cancel it; ``measures.Annotator`` adds a finished job's usage from
-accounting, or an unfinished one's expired SSH certificate (``certificates``).
-A SimJob with an image runs in the SlurmCluster's container runtime (``containers``).
-Neighbours: ``sites``, ``credentials``, ``poller``, ``supervisor``, ``reachability``,
-``jobs``, ``measures``, ``sweep``, ``containers``; wired in by ``controller.runtime``.
+(``spec.inputs``: a missing one is waited for up to maxPendingSeconds, ``rundir``),
+``SlurmRejected`` (sbatch refused), ``SlurmUnsatisfiable`` (no node of the partition can
+ever run it, e.g. more GPUs than any node has), ``InvalidSpec`` (values sbatch cannot
+take safely); a missing SlurmCluster or credentials Secret gets a short grace
+(``RetryAfter``) for objects applied in the wrong order. Once a job exists it is never
+abandoned silently. ``run`` is the backend's task (``supervisor``): it re-lists the
+SlurmClusters, runs one poller per cluster and, at start, tracks the jobs of every
+unfinished SimJob (one LIST); a poll that sees a job change calls ``notify`` with its
+SimJob's key. A job's comment names this Kubernetes cluster
+(``measures.ClusterIdentity``) so that this operator's orphan sweep (``sweep``), and no
+other, may cancel it; ``measures.Annotator`` adds a finished job's usage from
+accounting, or an unfinished one's expired SSH certificate (``certificates``). A SimJob
+with an image runs in the SlurmCluster's container runtime (``containers``). Neighbours:
+``sites``, ``credentials``, ``poller``, ``supervisor``, ``reachability``, ``jobs``,
+``measures``, ``sweep``, ``containers``; wired in by ``controller.runtime``.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ from simjob_operator.backends.slurm.poller import ClusterPoller, Key
 from simjob_operator.backends.slurm.progress import SlurmProgress
 from simjob_operator.backends.slurm.rundir import (
     in_run_dir,
+    input_wait,
     place_of,
     prepare_run_dir,
     run_dir_in,
@@ -198,7 +200,7 @@ class SlurmBackend:
             if job_id is None:
                 refused = await prepare_run_dir(
                     self._kube, record, site.name, runner, run_dir,
-                    grace_left=self._grace_left(record), timeout_s=self._timeout,
+                    wait=input_wait(record, grant, self._now()), timeout_s=self._timeout,
                 )  # fmt: skip
                 if refused is not None:
                     return refused

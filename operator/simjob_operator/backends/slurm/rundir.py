@@ -20,11 +20,14 @@ Every file name follows ``api.data.INPUT_FILE_PATTERN`` (the rule of both backen
 whole object's hostile key such as ``..`` or ``-rf`` is refused, not written), two
 sources may not give the same name, and all files together are at most
 ``api.data.MAX_INPUT_BYTES``. What no retry fixes raises ``InputError`` (the SimJob
-fails ``InvalidInputs``); a missing object or key raises ``InputMissing`` (the backend
-waits a grace, for objects applied in the wrong order, then fails it ``InputNotFound``).
-``prepare_run_dir`` does both at submit and turns what fails into the backend's
-refusal; ``in_run_dir`` puts a ``JobSpec`` in its run directory; ``run_dir_in`` reads
-the one recorded in status.workspace.
+fails ``InvalidInputs``; an object the operator may not read says which RBAC grant or
+chart value is missing, ``refused``); a missing object or key raises ``InputMissing``.
+The rule for a missing input is the Kubernetes backend's (a pod whose ConfigMap does
+not exist waits): it is waited for up to the grant's maxPendingSeconds after admission
+(``InputWait``; the SimJob shows ``Queued``, reason ``InputNotFound``, naming it), then
+the SimJob fails ``InputNotFound``. ``prepare_run_dir`` does both at submit and turns
+what fails into the backend's refusal; ``in_run_dir`` puts a ``JobSpec`` in its run
+directory; ``run_dir_in`` reads the one recorded in status.workspace.
 Writing is ``slurm_bridge.write_inputs`` (no path escapes, symlinks replaced, never
 followed). Neighbours: ``backend`` (calls these at submit), ``progress`` (reads the
 batch output), ``kube.seam.KubeApi`` (the reads).
@@ -34,7 +37,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import datetime
 
+from simjob_operator.api import names as c
 from simjob_operator.api.data import (
     INPUT_FILE_PATTERN,
     MAX_INPUT_BYTES,
@@ -42,7 +47,10 @@ from simjob_operator.api.data import (
     WorkspaceStatus,
 )
 from simjob_operator.api.reasons import Reason
+from simjob_operator.api.simjob import Grant
 from simjob_operator.backends.base import Rejected, RetryAfter
+from simjob_operator.core.pacing import admitted_since
+from simjob_operator.core.times import parse_time
 from simjob_operator.core.view import SimJobRecord
 from simjob_operator.kube.seam import KubeApi, Refused
 from slurm_bridge import (
@@ -76,6 +84,44 @@ class InputError(Exception):
 
 class InputMissing(InputError):
     """A ConfigMap or Secret (or a key of one) that ``spec.inputs`` names is not there."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InputWait:
+    """How long a missing input may still be waited for (seconds ``left``) of the
+    grant's maxPendingSeconds (``limit``), counted from admission."""
+
+    left: float
+    limit: int
+
+    @property
+    def retry_in(self) -> float:
+        """Soon at first (objects applied in the wrong order), then every 30 s at most."""
+        waited = self.limit - self.left
+        return min(self.left, max(2.0, min(30.0, waited / 4)))
+
+
+def input_wait(record: SimJobRecord, grant: Grant, now: datetime) -> InputWait:
+    """The wait for missing inputs, like a pod's for its ConfigMap: maxPendingSeconds
+    from admission (from creation when the admission time is unknown). Pure."""
+    limit = grant.max_pending_seconds or c.DEFAULT_MAX_PENDING_SECONDS
+    since = admitted_since(record) or parse_time(record.creation_timestamp)
+    if since is None:
+        return InputWait(0.0, limit)
+    return InputWait(max(0.0, limit - (now - since).total_seconds()), limit)
+
+
+def refused(kind: str, namespace: str, name: str, message: str, status: int | None) -> str:
+    """Why an input could not be read although it may exist, and what would allow it."""
+    text = f"the operator may not read {kind} {namespace}/{name} ({message})"
+    if status != 403:
+        return text
+    if kind == "Secret":
+        return (
+            f"{text}: Secret inputs on Slurm need the chart value slurmInputs.secrets=true, "
+            "which lets the operator get Secrets in the namespaces it serves (docs/helm.md)"
+        )
+    return f"{text}: the operator's ServiceAccount needs get on configmaps in {namespace}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,9 +217,8 @@ async def read_inputs(kube: KubeApi, namespace: str, sources: list[InputSource])
             else:
                 data = await kube.get_configmap_data(namespace, chosen.name)
         except Refused as exc:
-            raise InputError(
-                f"the operator may not read {kind} {namespace}/{chosen.name}: {exc.message}"
-            ) from exc
+            why = refused(kind, namespace, chosen.name, exc.message, exc.status)
+            raise InputError(why) from exc
         if data is None:
             raise InputMissing(f"{kind} {namespace}/{chosen.name} does not exist")
         target = inputs.secret if is_secret else inputs.config
@@ -209,21 +254,27 @@ async def prepare_run_dir(
     runner: Runner,
     run_dir: str,
     *,
-    grace_left: float,
+    wait: InputWait,
     timeout_s: float,
 ) -> Rejected | RetryAfter | None:
     """Read ``spec.inputs`` and prepare the run directory (``prepare``): None when it is
-    ready, else the refusal for the backend to return. A missing object is retried
-    while ``grace_left`` seconds remain. Raises ``SlurmUnavailable`` (the site did not
-    answer: the backend keeps the phase and retries)."""
+    ready, else the refusal for the backend to return. A missing object is retried,
+    shown as the SimJob's reason, while ``wait`` lasts. Raises ``SlurmUnavailable`` (the
+    site did not answer: the backend keeps the phase and retries)."""
     assert record.spec is not None
     try:
         inputs = await read_inputs(kube, record.namespace, list(record.spec.inputs))
         await prepare(runner, run_dir, inputs, timeout_s)
-    except InputMissing as exc:  # may be applied a moment after the SimJob
-        if grace_left > 0:
-            return RetryAfter(grace_left, exc.message)
-        return Rejected(NOT_FOUND, exc.message)
+    except InputMissing as exc:  # may be created after the SimJob
+        if wait.left > 0:
+            message = (
+                f"waiting for an input: {exc.message} (spec.inputs); the SimJob fails "
+                f"{NOT_FOUND} if it is still missing {wait.limit} s after admission "
+                "(maxPendingSeconds)"
+            )
+            return RetryAfter(wait.retry_in, message, reason=NOT_FOUND)
+        message = f"{exc.message}; it did not appear within maxPendingSeconds ({wait.limit} s)"
+        return Rejected(NOT_FOUND, message)
     except InputError as exc:
         return Rejected(INVALID_INPUTS, exc.message)
     except InvalidJobSpec as exc:  # slurm_bridge.UnsafeRunPath

@@ -8,9 +8,10 @@ jobs that ended then — ``with_usage``, called by ``poller`` — else once per 
 ``ReportingClient.usage``; none without accounting — then the operator's own
 start-to-end estimate stands); an unfinished job whose login's SSH certificate has
 expired (``certificates.CredentialWatch.problem``) keeps its state with the reason
-``CredentialsExpired`` and the message saying what to renew. ``ClusterIdentity`` reads, once, the uid of the kube-system namespace: the
-identity of this Kubernetes cluster that every job's comment carries
-(``core.orphans.job_comment``) and the orphan sweep (``sweep``) checks.
+``CredentialsExpired`` and the message saying what to renew. ``ClusterIdentity``
+reads, once, the uid of the kube-system namespace: the identity of this Kubernetes
+cluster that every job's comment carries (``core.orphans.job_comment``) and the orphan
+sweep (``sweep``) checks.
 Neighbours: ``backend``, ``poller``, ``reachability`` (``ReportingClient``), ``sweep``.
 """
 

@@ -268,6 +268,9 @@ def custom_values(namespaces: list[str], tier_prefix: str) -> dict[str, Any]:
         },
         "slurmCredentials": {"secrets": [{"namespace": namespaces[1], "name": "extra-ssh"}],
                              "fromSimJobs": True},
+        "slurmInputs": {"secrets": True},
+        "outputsRemoval": {"image": "registry.example.org/mirror/busybox:1.37",
+                           "pullPolicy": "Always"},
     }  # fmt: skip
 
 
@@ -359,6 +362,12 @@ def test_custom_values_reach_the_deployment(helm: Helm) -> None:
         {"name": "metrics", "containerPort": 9091, "protocol": "TCP"},
     ]
     assert {"name": "SIMJOB_METRICS_PORT", "value": "9091"} in main["env"]
+    # the removal Job's image and pull policy (core.settings.retention_from_env)
+    removal = {e["name"]: e["value"] for e in main["env"] if "REMOVAL" in e["name"]}
+    assert removal == {
+        "SIMJOB_OUTPUTS_REMOVAL_IMAGE": "registry.example.org/mirror/busybox:1.37",
+        "SIMJOB_OUTPUTS_REMOVAL_PULL_POLICY": "Always",
+    }
     (service,) = [o for o in objects if o["kind"] == "Service"]
     assert service["metadata"]["name"] == "simjob-metrics"
     assert service["metadata"]["annotations"] == {"prometheus.io/scrape": "true"}
@@ -380,7 +389,7 @@ def test_custom_values_reach_the_deployment(helm: Helm) -> None:
     roles = {(o["metadata"]["namespace"], o["metadata"]["name"]): o["rules"]
              for o in objects if o["kind"] == "Role"}  # fmt: skip
     secret_get = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
-    # fromSimJobs: get on the Secrets of the served namespaces ...
+    # fromSimJobs and slurmInputs.secrets: get on the Secrets of the served namespaces ...
     assert roles[("lab-a", "simjob")] == [*NAMESPACED_RULES, secret_get]
     # ... and the SlurmClusters' Secrets by name, wherever they are
     assert roles[("lab-a", "simjob-slurm-secrets")] == [

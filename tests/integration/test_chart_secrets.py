@@ -1,12 +1,17 @@
-"""The chart's reach into Secrets for per-user Slurm credentials, proven on the real
-API server with ``kubectl auth can-i`` as the chart's ServiceAccount.
+"""The chart's reach into Secrets for per-user Slurm credentials and Secret inputs on
+Slurm, proven on the real API server with ``kubectl auth can-i`` as the chart's
+ServiceAccount.
 
 ``slurmCredentials.fromSimJobs`` lets SimJobs name their own SSH key Secret. With
 ``simJobSecretNames`` the ServiceAccount may ``get`` Secrets of exactly those names in
 the served namespaces (RBAC ``resourceNames``); without, any Secret there (by name).
 Never ``list`` or ``watch``, never outside the served namespaces. (RBAC cannot grant by
 label: the operator itself uses only Secrets labelled ``simjob.io/credentials=true``,
-tests/unit/test_slurm_backend.py.) The release runs with ``replicas: 0``: no operator.
+tests/unit/test_slurm_backend.py.) ``slurmInputs.secrets`` is the other, independent
+reason to read Secrets: a SimJob on Slurm may name any Secret of its namespace in
+``spec.inputs``, so it grants ``get`` on every name in the served namespaces (and, with
+``fromSimJobs`` too, that wider rule stands for both). The release runs with
+``replicas: 0``: no operator.
 
 Neighbours: test_chart.py (``Helm``, ``can_i``, the full RBAC proof with a running
 operator), charts/simjob-operator/templates/rbac.yaml, docs/helm.md.
@@ -42,6 +47,45 @@ def test_simjob_secret_names_render_as_resource_names(helm: Helm) -> None:
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["hpc-b", "simjob-ssh"],
          "verbs": ["get"]}
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("credentials", [False, True])
+def test_secret_inputs_on_slurm_render_get_on_every_name(helm: Helm, credentials: bool) -> None:
+    values = {"watchNamespaces": ["lab-a"], "slurmInputs": {"secrets": True},
+              "slurmCredentials": {"fromSimJobs": credentials,
+                                   "simJobSecretNames": ["simjob-ssh"]}}  # fmt: skip
+    objects = docs(helm.template(values, namespace="hpc"))
+    (role,) = [o for o in objects if o["kind"] == "Role"]
+    secret_rules = [r for r in role["rules"] if r["resources"] == ["secrets"]]
+    assert secret_rules == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    (cluster_role,) = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert not [r for r in cluster_role["rules"] if "secrets" in r["resources"]]
+    # off (the default): no Secret of a served namespace is readable
+    default = docs(helm.template({"watchNamespaces": ["lab-a"]}, namespace="hpc"))
+    (role,) = [o for o in default if o["kind"] == "Role"]
+    assert not [r for r in role["rules"] if "secrets" in r["resources"]]
+
+
+def test_secret_inputs_on_slurm_reach(helm: Helm, kube: Kube, tmp_path: Path) -> None:
+    system = kube_namespace(kube, unique("chart-in-sys"))
+    work = kube_namespace(kube, unique("chart-in-work"))
+    other = kube_namespace(kube, unique("chart-in-other"))
+    release = unique("inp")
+    values: dict[str, Any] = {"replicas": 0, "watchNamespaces": [work],
+                              "slurmInputs": {"secrets": True}}  # fmt: skip
+    subject = f"system:serviceaccount:{system}:{release}-simjob-operator"
+    try:
+        helm.run("install", release, str(CHART), "-n", system, "--wait", "--timeout", "120s",
+                 "-f", helm.values_file(tmp_path, "inp", values))  # fmt: skip
+        assert can_i(kube, subject, "get", "secrets/api-token", "-n", work)
+        assert not can_i(kube, subject, "get", "secrets/api-token", "-n", other)
+        assert not can_i(kube, subject, "get", "secrets/api-token", "-n", system)
+        for verb in ("list", "watch", "create", "update", "patch", "delete"):
+            assert not can_i(kube, subject, verb, "secrets", "-n", work), verb
+    finally:
+        helm.run("uninstall", release, "-n", system, check=False)
+        for name in (system, work, other):
+            kube.run("delete", "namespace", name, "--wait=false", check=False)
 
 
 @pytest.mark.parametrize(

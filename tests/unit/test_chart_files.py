@@ -21,6 +21,13 @@ import jsonschema
 import pytest
 import yaml
 
+from simjob_operator.core.settings import (
+    ENV_REMOVAL_IMAGE,
+    ENV_REMOVAL_PULL_POLICY,
+    PULL_POLICIES,
+    Retention,
+)
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "simjob-operator"
 JsonDict = dict[str, Any]
@@ -161,9 +168,30 @@ def test_rbac_template_has_no_wildcards() -> None:
     text = (CHART / "templates" / "rbac.yaml").read_text()
     assert '"*"' not in text
     assert "'*'" not in text
-    # Secrets: get only (by name, or with slurmCredentials.fromSimJobs), never list/watch
+    # Secrets: get only (by name, or with slurmCredentials.fromSimJobs or
+    # slurmInputs.secrets), never list/watch
     secret_rules = r'resources: \["secrets"\]\n(?:\{\{.*\n|\s*resourceNames: .*\n)*\s*verbs: (.*)'
     assert re.findall(secret_rules, text) == ['["get"]', '["get"]']
+
+
+def test_the_removal_image_values_reach_the_operators_settings() -> None:
+    """outputsRemoval defaults to what the operator uses without the chart, and the
+    Deployment passes both values in the variables core.settings reads."""
+    removal = _values()["outputsRemoval"]
+    assert removal == {
+        "image": Retention().removal_image,
+        "pullPolicy": Retention().removal_pull_policy,
+    }
+    schema = _schema()["properties"]["outputsRemoval"]["properties"]
+    assert tuple(schema["pullPolicy"]["enum"]) == PULL_POLICIES
+    deployment = (CHART / "templates" / "deployment.yaml").read_text()
+    for variable, value in (
+        (ENV_REMOVAL_IMAGE, "image"),
+        (ENV_REMOVAL_PULL_POLICY, "pullPolicy"),
+    ):
+        field = rf"\.Values\.outputsRemoval\.{value}"
+        wired = rf"- name: {variable}\n\s+value: \{{\{{ {field} \| quote \}}\}}"
+        assert re.search(wired, deployment), variable
 
 
 def test_dockerfile_matches_the_chart_and_the_package() -> None:

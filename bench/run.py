@@ -3,7 +3,8 @@
 Scenarios, each in its module: ``backlog`` (5 slots, N one-second SimJobs),
 ``throughput`` (N SimJobs vs N bare Jobs), ``latency`` (one at a time), ``idle`` (K
 Running, nothing changing) then ``cancel`` (C cancels among those K), ``restart`` (M
-SimJobs, RSS, SIGTERM and start). Prints one table per scenario (baseline, SimJob,
+SimJobs, RSS, SIGTERM and start), ``progress`` (N Running SimJobs printing progress,
+issue 12: what live progress costs). Prints one table per scenario (baseline, SimJob,
 ratio, target) and writes to bench/results/: the tables as Markdown (``<size>.md``), the
 raw numbers (``<size>.json``) and the PNG plots of ``plots``. ``--only`` runs a subset.
 Helpers in ``common``; recorded figures in docs/benchmarks.md.
@@ -26,6 +27,7 @@ import cancel
 import idle
 import latency
 import plots
+import progress
 import restart
 import throughput
 from cluster import Bench
@@ -41,12 +43,22 @@ class Size:
     cancels: int
     idle_seconds: float
     restart: int
+    progress: int
+    progress_seconds: float
 
 
 SIZES = {
     # a quick check of the harness itself (~2 min), not a measurement
     "smoke": Size(
-        backlog=(20,), throughput=20, latency=2, fleet=20, cancels=5, idle_seconds=5, restart=40
+        backlog=(20,),
+        throughput=20,
+        latency=2,
+        fleet=20,
+        cancels=5,
+        idle_seconds=5,
+        restart=40,
+        progress=10,
+        progress_seconds=10,
     ),
     "ci": Size(
         backlog=(200,),
@@ -56,6 +68,8 @@ SIZES = {
         cancels=30,
         idle_seconds=30,
         restart=1000,
+        progress=100,
+        progress_seconds=30,
     ),
     "full": Size(
         backlog=(200, 1000, 2000),
@@ -65,9 +79,11 @@ SIZES = {
         cancels=100,
         idle_seconds=60,
         restart=10000,
+        progress=500,
+        progress_seconds=120,
     ),
 }
-SCENARIOS = ("backlog", "throughput", "latency", "idle", "cancel", "restart")
+SCENARIOS = ("backlog", "throughput", "latency", "idle", "cancel", "restart", "progress")
 
 
 def machine() -> str:
@@ -122,6 +138,9 @@ def suite(bench: Bench, size: Size, only: set[str]) -> tuple[list[Table], dict[s
     if "restart" in only:
         began = time.monotonic()
         done("restart", began, restart.run(bench, size.restart))
+    if "progress" in only:
+        began = time.monotonic()
+        done("progress", began, progress.run(bench, size.progress, size.progress_seconds))
     return tables, raw
 
 

@@ -124,6 +124,11 @@ class Tracker:
         with self._lock:
             return sum(1 for n in names if tag in self.current.get(n, ()))
 
+    def marks(self) -> dict[str, dict[str, float]]:
+        """A copy of every object's tags and when each was first seen."""
+        with self._lock:
+            return {name: dict(marks) for name, marks in self.seen.items()}
+
     def at(self, name: str, tag: str) -> float | None:
         with self._lock:
             return self.seen.get(name, {}).get(tag)

@@ -105,6 +105,21 @@ mkdir -p "$run" "$logs" "$pki" "$bin"
 for c in simkube kwok; do ln -sfn "$cache/bin/$c" "$bin/$c"; done
 for c in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl; do ln -sfn simkube "$bin/$c"; done
 cp "$cache/stages.yaml" "$state/kwok-stages.yaml"
+# KWOK's kubelet-like server serves every pod's log from one file in CRI format
+# ($state/kwok-pod.log, empty until someone writes to it). The API server reaches that
+# server only on nodes whose addresses and kubeletEndpoint point at it (none of
+# nodes.yaml do; bench/progress.py creates such a node): elsewhere a log read fails.
+: >"$state/kwok-pod.log"
+cat >>"$state/kwok-stages.yaml" <<LOGS
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: pod-logs
+spec:
+  logs:
+  - logsFile: $state/kwok-pod.log
+LOGS
 
 # --- certificates and keys ------------------------------------------------------
 leaf() {  # leaf NAME SUBJECT [SANS]: an EC key + certificate signed by our CA

@@ -9,7 +9,9 @@ runs: the SlurmCluster turns ``CredentialsExpired=True`` (and Reachable=False) w
 message saying what to renew, the SimJob stays Running with the reason
 ``CredentialsExpired`` while its Slurm job runs on. A renewed certificate in the same
 Secret resumes polling: the condition clears, the SimJob's reason returns to Started,
-it succeeds, and Slurm has exactly one job for it (nothing was resubmitted).
+it succeeds, and Slurm has exactly one job for it (nothing was resubmitted). The same
+for a SimJob with its own credentials (a per-user Secret in its namespace, another site
+user, another short certificate): its reason names that Secret, renewal resumes it.
 Neighbours: test_bridge_ssh.py (certificates in the bridge alone),
 test_slurm_operator_ssh.py, tests/unit/test_slurm_site_features.py.
 """
@@ -43,6 +45,7 @@ from tests.support.sshd_server import HOST, SshdServer
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 
 USER = "simjob-crt1"
+OWN = "simjob-crt2"  # a user with a per-user Secret (spec.slurm.credentialsSecretRef)
 CLUSTER = "it-ssh-cert"
 VALID_S = 45
 
@@ -54,23 +57,25 @@ def keygen(path: Path) -> None:
     )  # fmt: skip
 
 
-def certify(ca_dir: Path, key: Path, validity: str, serial: int) -> bytes:
-    """A certificate of ``key`` for USER signed by the CA (``-V``: its validity)."""
+def certify(ca_dir: Path, key: Path, validity: str, serial: int, user: str = USER) -> bytes:
+    """A certificate of ``key`` for ``user`` signed by the CA (``-V``: its validity)."""
     cert = Path(f"{key}-cert.pub")
     cert.unlink(missing_ok=True)
     subprocess.run(
-        ["ssh-keygen", "-q", "-s", str(ca_dir / "ca"), "-I", f"operator-{serial}@it",
-         "-n", USER, "-z", str(serial), "-V", validity, f"{key}.pub"],
+        ["ssh-keygen", "-q", "-s", str(ca_dir / "ca"), "-I", f"{key.name}-{serial}@it",
+         "-n", user, "-z", str(serial), "-V", validity, f"{key}.pub"],
         check=True, capture_output=True, timeout=30,
     )  # fmt: skip
     return cert.read_bytes()
 
 
-def secret(name: str, data: dict[str, bytes]) -> dict[str, Any]:
+def secret(
+    name: str, data: dict[str, bytes], labels: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name},
+        "metadata": {"name": name, "labels": labels or {}},
         "type": "Opaque",
         "data": {key: base64.b64encode(value).decode() for key, value in data.items()},
     }
@@ -82,6 +87,7 @@ def ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path.chmod(0o755)
     keygen(path / "ca")
     keygen(path / "operator")  # the operator's key: only its certificate logs in
+    keygen(path / "own")  # OWN's key, likewise
     return path
 
 
@@ -89,14 +95,17 @@ def ca_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sshd(slurm_env: dict[str, str], ca_dir: Path) -> Iterator[SshdServer]:
     if os.geteuid() != 0:
         pytest.skip("SSH-mode tests create Unix users and run sshd: they need root")
-    server = SshdServer([USER], slurm_env["SLURM_CONF"])
+    server = SshdServer([USER, OWN], slurm_env["SLURM_CONF"])
     with server.config.open("a") as config:
         config.write(f"TrustedUserCAKeys {ca_dir / 'ca.pub'}\n")
     server.start()
     try:
         yield server
     finally:
-        subprocess.run(["scancel", "--user", USER], env=slurm_env, capture_output=True, timeout=60)
+        for user in (USER, OWN):
+            subprocess.run(
+                ["scancel", "--user", user], env=slurm_env, capture_output=True, timeout=60
+            )
         server.remove()
 
 
@@ -119,7 +128,19 @@ def test_an_expiring_certificate_is_shown_waited_out_and_renewed(
     apply_slurm_tiers(kube)
     key = ca_dir / "operator"
     cert = certify(ca_dir, key, f"-1m:+{VALID_S}s", serial=1)
+    own_key = ca_dir / "own"
+    own_cert = certify(ca_dir, own_key, f"-1m:+{VALID_S}s", serial=1, user=OWN)
     issued = time.monotonic()
+
+    def own_secret(certificate: bytes) -> dict[str, Any]:
+        data = {
+            "ssh-privatekey": own_key.read_bytes(),
+            "ssh-certificate": certificate,
+            "username": OWN.encode(),
+            "workDir": str(sshd.users[OWN].work_dir).encode(),
+        }
+        return secret("my-account", data, {"simjob.io/credentials": "true"})
+
     site_ns = f"it-cert-site-{uuid.uuid4().hex[:6]}"
     kube.run("create", "namespace", site_ns)
     try:
@@ -150,10 +171,19 @@ def test_an_expiring_certificate_is_shown_waited_out_and_renewed(
         assert shown["validBefore"], shown
         assert condition(kube, "CredentialsExpired")["status"] == "False"
 
-        kube.apply(slurm_simjob("long", CLUSTER, "sleep", "100"), namespace=namespace)
+        kube.apply(own_secret(own_cert), namespace=namespace)
+        mine = {"credentialsSecretRef": {"name": "my-account"}}
+        kube.apply(
+            slurm_simjob("long", CLUSTER, "sleep", "100"),
+            slurm_simjob("mine", CLUSTER, "sleep", "100", slurm=mine),
+            namespace=namespace,
+        )
         kube.wait_phase(namespace, "long", {"Running"}, timeout=120)
+        kube.wait_phase(namespace, "mine", {"Running"}, timeout=120)
         job_id = backend_id(kube, namespace, "long")
+        own_id = backend_id(kube, namespace, "mine")
         assert job_id is not None
+        assert own_id is not None
         assert time.monotonic() - issued < VALID_S, "too slow: the certificate expired already"
 
         # The certificate expires during the run.
@@ -179,10 +209,26 @@ def test_an_expiring_certificate_is_shown_waited_out_and_renewed(
         assert seen["phase"] == "Running", seen
         assert f"Slurm job {job_id} on {CLUSTER}" in seen["message"], seen
         assert slurm_state(slurm_env, job_id) == "RUNNING"  # the job is not affected
+        # The per-user Secret's certificate expired too: its SimJob says which Secret.
+        own_seen = wait_for(
+            lambda: (
+                (s := kube.status(namespace, "mine")).get("reason") == "CredentialsExpired" and s
+            ),
+            timeout=60,
+            what="the per-user SimJob's reason CredentialsExpired",
+            detail=lambda: kube.status(namespace, "mine"),
+        )
+        assert own_seen["phase"] == "Running", own_seen
+        assert f"'own-1@it' in Secret {namespace}/my-account expired" in own_seen["message"]
+        assert slurm_state(slurm_env, own_id) == "RUNNING"
         assert "Certificate invalid: expired" in sshd.log_tail(400)  # the server said no
 
         # Renewed in the same Secret: polling resumes, nothing is resubmitted.
         renewed = certify(ca_dir, key, "-1m:+10m", serial=2)
+        kube.apply(
+            own_secret(certify(ca_dir, own_key, "-1m:+10m", serial=2, user=OWN)),
+            namespace=namespace,
+        )
         kube.apply(
             secret("op-key", {"ssh-privatekey": key.read_bytes(), "ssh-certificate": renewed}),
             namespace=site_ns,
@@ -203,9 +249,17 @@ def test_an_expiring_certificate_is_shown_waited_out_and_renewed(
             detail=lambda: kube.status(namespace, "long"),
         )
         assert back["phase"] == "Running", back
-        done = kube.wait_phase(namespace, "long", {"Succeeded", "Failed"}, timeout=150)
-        assert done["phase"] == "Succeeded", done
-        assert jobs_named(slurm_env, marker_of(kube, namespace, "long")) == {job_id}
+        own_back = wait_for(
+            lambda: (s := kube.status(namespace, "mine")).get("reason") == "Started" and s,
+            timeout=60,
+            what="the per-user SimJob's reason back to Started",
+            detail=lambda: kube.status(namespace, "mine"),
+        )
+        assert own_back["phase"] == "Running", own_back
+        for name, job in (("long", job_id), ("mine", own_id)):
+            done = kube.wait_phase(namespace, name, {"Succeeded", "Failed"}, timeout=150)
+            assert done["phase"] == "Succeeded", done
+            assert jobs_named(slurm_env, marker_of(kube, namespace, name)) == {job}
     finally:
         kube.run("delete", "slurmclusters.simjob.io", CLUSTER, "--ignore-not-found", check=False)
         kube.run("delete", "namespace", site_ns, "--wait=false", check=False)

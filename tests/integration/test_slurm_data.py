@@ -6,7 +6,8 @@ numpy, no container). Its ConfigMap and Secret inputs are written into the run
 directory's ``inputs/`` (read-only files) and used (``params.json`` sets the grid),
 its progress lines reach ``status.progress`` while it runs, and its outputs are listed
 and fetched through the bridge (``slurm_bridge.list_run_dir``/``fetch_file``). Hostile
-keys fail the SimJob before anything is written; symlinks a job plants in its run
+keys fail the SimJob before anything is written; a missing input is waited for (shown
+as the reason) until the tier's maxPendingSeconds; symlinks a job plants in its run
 directory (its batch output file, an output) are never read through: not by the
 progress reader, not for the failure message, not by a fetch.
 The same over SSH: test_slurm_operator_ssh.py. Neighbours: slurm_operator_helpers.py.
@@ -165,6 +166,42 @@ def test_hostile_input_keys_fail_the_simjob_and_nothing_is_written(
     assert "cannot be an input file name" in status["message"]
     assert jobs_named(slurm_env, marker_of(kube, namespace, "hostile")) == set()
     assert not (work_dir / namespace).exists() or not any((work_dir / namespace).iterdir())
+
+
+def test_a_missing_input_is_waited_for_until_max_pending_seconds(
+    kube: Kube, namespace: str, data_cluster: str, slurm_env: dict[str, str], work_dir: Path
+) -> None:
+    """Like a pod whose ConfigMap does not exist yet: the SimJob waits (Queued,
+    InputNotFound, naming it), runs once the ConfigMap is applied, and one whose input
+    never comes fails InputNotFound at the end of the tier's maxPendingSeconds, with
+    nothing submitted to Slurm."""
+    tier = f"{TIER}-wait"
+    kube.apply({**DATA_TIER, "metadata": {"name": tier},
+                "spec": {**DATA_TIER["spec"], "maxPendingSeconds": 20}})  # fmt: skip
+    for name in ("late", "never"):
+        inputs = [{"configMap": {"name": f"{name}-params"}}]
+        kube.apply(slurm_simjob(name, data_cluster, "true", tier=tier, inputs=inputs),
+                   namespace=namespace)  # fmt: skip
+    waiting = wait_for(
+        lambda: (s := kube.status(namespace, "late")).get("reason") == "InputNotFound" and s,
+        timeout=60,
+        what="Queued/InputNotFound while late-params is missing",
+        detail=lambda: kube.status(namespace, "late"),
+    )
+    assert waiting["phase"] == "Queued", waiting
+    assert f"ConfigMap {namespace}/late-params does not exist" in waiting["message"]
+    assert "20 s after admission" in waiting["message"]
+    kube.apply(config_map("late-params", {"params.json": "{}"}), namespace=namespace)
+    status = kube.wait_phase(namespace, "late", {"Succeeded", "Failed"}, timeout=FINISH_S)
+    assert status["phase"] == "Succeeded", status
+    directory = Path(status["workspace"]["directory"])
+    assert (directory / "inputs" / "params.json").read_text() == "{}"
+    status = kube.wait_phase(namespace, "never", {"Succeeded", "Failed"}, timeout=90)
+    assert (status["phase"], status["reason"]) == ("Failed", "InputNotFound"), status
+    assert f"ConfigMap {namespace}/never-params does not exist" in status["message"]
+    assert "did not appear within maxPendingSeconds (20 s)" in status["message"]
+    assert jobs_named(slurm_env, marker_of(kube, namespace, "never")) == set()
+    kube.run("delete", "simtiers.simjob.io", tier, "--ignore-not-found", check=False)
 
 
 def test_symlinks_planted_in_the_run_directory_are_never_read_through(

@@ -3,11 +3,11 @@
 Reused from there: ``kube`` (kubectl helpers), ``namespace`` (a fresh namespace per test,
 SimJobs deleted after it; it restarts an operator a test left dead), the operator-log
 printer on failure and the report hook. ``operator`` is redefined here with package
-scope: the suite runs one ``OperatorProcess`` (the same class), and when the
-integration suite's session operator is already running (``SESSION_OPERATORS``) it is
-reused rather than doubled (two operators on one cluster would each act on every SimJob);
-one started here is stopped when the package ends, so the integration suite starts its
-own afterwards. It applies the CRDs, the integration tiers and ``CHAOS_TIERS``.
+scope through the same ``serving_operator``: when the integration suite's session
+operator is already running (``SESSION_OPERATORS``) it is reused rather than doubled
+(two operators on one cluster would each act on every SimJob); one started here is
+stopped when the package ends, so the integration suite starts its own afterwards. It
+applies the CRDs, the integration tiers and ``CHAOS_TIERS``.
 
 Also: ``size`` (ci or full, sizes.py), ``chaos_seed`` (printed), ``ledger`` (watches
 the test's namespace, ledger.py), ``chaos_result`` (a row of the summary table that
@@ -17,6 +17,7 @@ Neighbours: tests/conftest.py (``kubeconfig``), sizes.py, faults.py, checks.py.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,6 @@ from tests.chaos.report import RESULTS, ChaosResult, table
 from tests.chaos.sizes import Size, current_size, seed
 from tests.chaos.workload import CHAOS_TIERS
 from tests.integration.conftest import (
-    REPO,
-    SESSION_OPERATORS,
     TEST_TIERS,
     Kube,
     OperatorProcess,
@@ -37,48 +36,19 @@ from tests.integration.conftest import (
     kube,
     namespace,
     pytest_runtest_makereport,
+    serving_operator,
 )
 
 __all__ = ["_operator_log_on_failure", "kube", "namespace", "pytest_runtest_makereport"]
-
-
-def _tier(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "simjob.io/v1alpha1",
-        "kind": "SimTier",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
 
 
 @pytest.fixture(scope="package")
 def operator(
     kube: Kube, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    kube.run("apply", "-f", str(REPO / "crds"))
-    for crd in (
-        "simjobs.simjob.io",
-        "simtiers.simjob.io",
-        "slurmclusters.simjob.io",
-        "simusages.simjob.io",
-    ):
-        kube.run("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
-    kube.apply(*(_tier(n, s) for n, s in {**TEST_TIERS, **CHAOS_TIERS}.items()))
-    running = [process for process in SESSION_OPERATORS if not process.exited()]
-    if running:
-        yield running[0]
-        if running[0].exited():
-            running[0].start()
-        return
-    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("chaos-operator"))
-    process.start()
-    SESSION_OPERATORS.append(process)
-    try:
+    log_dir = functools.partial(tmp_path_factory.mktemp, "chaos-operator")
+    with serving_operator(kube, kubeconfig, log_dir, {**TEST_TIERS, **CHAOS_TIERS}) as process:
         yield process
-    finally:
-        SESSION_OPERATORS.remove(process)
-        process.stop()
-        print(f"\nchaos operator logs: {process.log_dir}")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ CRDs). The operator runs with ``OPERATOR_SECRET`` in its environment, which no
 simulation may see (test_slurm_operator_env.py). ``SESSION_OPERATORS`` holds the
 session operator while it runs, so a module that must be the only operator on the
 cluster (test_chart.py runs one with the Helm chart's ServiceAccount) can stop it and
-start it again.
+start it again; ``serving_operator`` (which tests/sdk and tests/chaos reuse) never
+starts a second one while it is held.
 
 Neighbours: tests/conftest.py (``kubeconfig``, ``kubectl_path``),
 test_operator.py, test_operator_restart.py, test_semantic_corpus.py.
@@ -22,6 +23,7 @@ test_operator.py, test_operator_restart.py, test_semantic_corpus.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -342,30 +344,35 @@ def kube(kubeconfig: Path, kubectl_path: Path) -> Kube:
     return Kube(kubeconfig, kubectl_path)
 
 
-@pytest.fixture(scope="session")
-def operator(
-    kube: Kube, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
+def install(kube: Kube, tiers: dict[str, dict[str, Any]]) -> None:
+    """crds/ (each CRD waited for until Established) and the SimTiers ``tiers``."""
     kube.run("apply", "-f", str(REPO / "crds"))
-    for crd in (
-        "simjobs.simjob.io",
-        "simtiers.simjob.io",
-        "slurmclusters.simjob.io",
-        "simusages.simjob.io",
-    ):
-        kube.run("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
-    kube.apply(
-        *(
-            {
-                "apiVersion": "simjob.io/v1alpha1",
-                "kind": "SimTier",
-                "metadata": {"name": name},
-                "spec": spec,
-            }
-            for name, spec in TEST_TIERS.items()
-        )
-    )
-    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"))
+    for plural in ("simjobs", "simtiers", "slurmclusters", "simusages"):
+        crd = f"crd/{plural}.simjob.io"
+        kube.run("wait", "--for=condition=Established", crd, "--timeout=60s")
+    kind = {"apiVersion": "simjob.io/v1alpha1", "kind": "SimTier"}
+    kube.apply(*({**kind, "metadata": {"name": n}, "spec": s} for n, s in tiers.items()))
+
+
+@contextlib.contextmanager
+def serving_operator(
+    kube: Kube, kubeconfig: Path, log_dir: Callable[[], Path], tiers: dict[str, dict[str, Any]]
+) -> Iterator[OperatorProcess]:
+    """The one operator serving the cluster, after ``install(kube, tiers)``: the one in
+    ``SESSION_OPERATORS`` when another fixture holds it (two operators on one cluster
+    would each act on every SimJob; started again if a test left it dead), else a new
+    one (logs in ``log_dir()``), stopped at the end. Used by every ``operator`` fixture
+    (here, tests/sdk, tests/chaos)."""
+    install(kube, tiers)
+    if SESSION_OPERATORS:
+        held = SESSION_OPERATORS[0]
+        if held.exited():
+            held.start()
+        yield held
+        if held.exited():
+            held.start()
+        return
+    process = OperatorProcess(kubeconfig, log_dir())
     process.start()
     SESSION_OPERATORS.append(process)
     try:
@@ -374,6 +381,16 @@ def operator(
         SESSION_OPERATORS.remove(process)
         process.stop()
         print(f"\noperator logs: {process.log_dir}")
+
+
+@pytest.fixture(scope="session")
+def operator(
+    kube: Kube, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    with serving_operator(
+        kube, kubeconfig, lambda: tmp_path_factory.mktemp("operator"), TEST_TIERS
+    ) as process:
+        yield process
 
 
 @pytest.fixture

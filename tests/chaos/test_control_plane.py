@@ -29,15 +29,7 @@ from tests.chaos.faults import ClusterComponent, cluster_healthy, wait_ready
 from tests.chaos.ledger import TERMINAL, Ledger
 from tests.chaos.report import ChaosResult
 from tests.chaos.sizes import Size, current_size, scenario_rng
-from tests.chaos.workload import (
-    CHAOS_TIERS,
-    SHORT,
-    WIDE,
-    CancelSchedule,
-    apply_all,
-    k8s_manifest,
-    mixed_cases,
-)
+from tests.chaos.workload import K8S_SLOTS, TRACEBACK, CancelSchedule, apply_k8s, mixed_cases
 from tests.integration.conftest import Kube, OperatorProcess, wait_for
 
 pytestmark = [
@@ -46,12 +38,11 @@ pytestmark = [
     pytest.mark.timeout(current_size().test_timeout_s),
 ]
 
-TRACEBACK = "Traceback (most recent call last)"
 NO_IDENTITY = "uid=None"
 # scenario -> (tracebacks, log lines without the SimJob's uid) the operator logged in it;
 # judged by test_outages_are_logged_one_line_per_retry, after the scenarios.
 LOG_FINDINGS: dict[str, tuple[int, int]] = {}
-TIERS = {tier: int(CHAOS_TIERS[tier]["maxConcurrentPerOwner"]) for tier in (WIDE, SHORT)}
+Outages = Callable[[str, Callable[[], AbstractContextManager[None]], int], None]
 
 
 class OperatorExitedError(AssertionError):
@@ -89,7 +80,7 @@ def run_outages(
     )
     result.cases = len(cases)
     logs_before = operator.all_logs()
-    apply_all(kube, namespace, [k8s_manifest(case) for case in cases])
+    apply_k8s(kube, namespace, cases)
     cancels = [case.name for case in cases if case.kind == "cancel"]
     wait_for(  # the cancels' stops, and whatever else still runs, span the outage
         lambda: all(ledger.phases().get(name) == "Running" for name in cancels),
@@ -114,7 +105,7 @@ def run_outages(
             operator.start()
         print(f"outage {result.outages}: {time.monotonic() - started:.1f} s, {in_flight} in flight")
     problems += checks.verify(
-        kube, namespace, ledger, cases, result, finish_s=size.finish_s, tiers=TIERS
+        kube, namespace, ledger, cases, result, finish_s=size.finish_s, tiers=K8S_SLOTS
     )
     if operator.exited():
         problems.append(f"OPERATOR exited after the outages:\n{exit_lines(operator)}")
@@ -132,6 +123,31 @@ def run_outages(
         raise OperatorExitedError(f"seed {result.seed}:\n" + "\n".join(problems))
 
 
+@pytest.fixture
+def outages(
+    kube: Kube,
+    namespace: str,
+    operator: OperatorProcess,
+    ledger: Ledger,
+    size: Size,
+    chaos_seed: int,
+    chaos_result: Callable[[str], ChaosResult],
+    kubectl_path: Path,
+    kubeconfig: Path,
+) -> Outages:
+    """``outages(scenario, outage, rounds)``: this test's row of the summary table, then
+    ``run_outages`` with ``outage`` (a context manager: the fault) ``rounds`` times."""
+
+    def run(scenario: str, outage: Callable[[], AbstractContextManager[None]], rounds: int) -> None:
+        result = chaos_result(scenario)
+        run_outages(
+            kube, namespace, operator, ledger, size, result, chaos_seed, outage, rounds,
+            kubectl_path, kubeconfig,
+        )  # fmt: skip
+
+    return run
+
+
 @pytest.mark.xfail(
     current_size().name == "full",
     raises=OperatorExitedError,
@@ -144,62 +160,25 @@ def run_outages(
     "multitasker has failed', runs cleanup and exits (seed 71117, full size, 2026-12-02 "
     "10:26:37). The CI size (~20 s outage) never exhausts the backoffs.",
 )
-def test_apiserver_stop_and_restart(
-    kube: Kube,
-    namespace: str,
-    operator: OperatorProcess,
-    ledger: Ledger,
-    size: Size,
-    chaos_seed: int,
-    chaos_result: Callable[[str], ChaosResult],
-    kubectl_path: Path,
-    kubeconfig: Path,
-) -> None:
-    result = chaos_result("2 kube-apiserver stop + start")
+def test_apiserver_stop_and_restart(outages: Outages, size: Size) -> None:
     apiserver = ClusterComponent("kube-apiserver")
-    run_outages(
-        kube, namespace, operator, ledger, size, result, chaos_seed,
-        lambda: apiserver.stopped(size.apiserver_down_s), size.apiserver_outages,
-        kubectl_path, kubeconfig,
-    )  # fmt: skip
+    outages(
+        "2 kube-apiserver stop + start",
+        lambda: apiserver.stopped(size.apiserver_down_s),
+        size.apiserver_outages,
+    )
 
 
-def test_apiserver_watch_stall(
-    kube: Kube,
-    namespace: str,
-    operator: OperatorProcess,
-    ledger: Ledger,
-    size: Size,
-    chaos_seed: int,
-    chaos_result: Callable[[str], ChaosResult],
-    kubectl_path: Path,
-    kubeconfig: Path,
-) -> None:
-    result = chaos_result(f"3 API server SIGSTOP {size.stall_s:.0f} s")
+def test_apiserver_watch_stall(outages: Outages, size: Size) -> None:
     apiserver = ClusterComponent("kube-apiserver")
-    run_outages(
-        kube, namespace, operator, ledger, size, result, chaos_seed,
-        lambda: apiserver.stalled(size.stall_s), 1, kubectl_path, kubeconfig,
-    )  # fmt: skip
+    outages(
+        f"3 API server SIGSTOP {size.stall_s:.0f} s", lambda: apiserver.stalled(size.stall_s), 1
+    )
 
 
-def test_etcd_restart(
-    kube: Kube,
-    namespace: str,
-    operator: OperatorProcess,
-    ledger: Ledger,
-    size: Size,
-    chaos_seed: int,
-    chaos_result: Callable[[str], ChaosResult],
-    kubectl_path: Path,
-    kubeconfig: Path,
-) -> None:
-    result = chaos_result("4 etcd stop + start")
+def test_etcd_restart(outages: Outages, size: Size) -> None:
     etcd = ClusterComponent("etcd")
-    run_outages(
-        kube, namespace, operator, ledger, size, result, chaos_seed,
-        lambda: etcd.stopped(size.etcd_down_s), size.etcd_restarts, kubectl_path, kubeconfig,
-    )  # fmt: skip
+    outages("4 etcd stop + start", lambda: etcd.stopped(size.etcd_down_s), size.etcd_restarts)
 
 
 def test_outages_are_logged_one_line_per_retry() -> None:

@@ -24,15 +24,7 @@ from tests.chaos import checks
 from tests.chaos.ledger import TERMINAL, Ledger
 from tests.chaos.report import ChaosResult
 from tests.chaos.sizes import Size, current_size, scenario_rng
-from tests.chaos.workload import (
-    CHAOS_TIERS,
-    SHORT,
-    WIDE,
-    CancelSchedule,
-    apply_all,
-    k8s_manifest,
-    mixed_cases,
-)
+from tests.chaos.workload import K8S_SLOTS, TRACEBACK, CancelSchedule, apply_k8s, mixed_cases
 from tests.integration.conftest import Kube, OperatorProcess
 
 pytestmark = [
@@ -40,8 +32,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(current_size().test_timeout_s),
 ]
-
-TRACEBACK = "Traceback (most recent call last)"
 
 
 def test_kill9_storm(
@@ -65,7 +55,7 @@ def test_kill9_storm(
         operator.start()
 
     applied = time.monotonic()
-    apply_all(kube, namespace, [k8s_manifest(case) for case in cases])
+    apply_k8s(kube, namespace, cases)
     print(f"{len(cases)} SimJobs applied in {time.monotonic() - applied:.1f} s")
     cancels = CancelSchedule(kube, namespace, cases)
     names = [case.name for case in cases]
@@ -97,10 +87,9 @@ def test_kill9_storm(
     problems = checks.endings(kube, namespace, cases, result)
     problems += checks.k8s_duplicates(kube, namespace, ledger, result)
     print(f"endings and duplicates checked in {time.monotonic() - checked:.1f} s")
-    tiers = {tier: int(CHAOS_TIERS[tier]["maxConcurrentPerOwner"]) for tier in (WIDE, SHORT)}
-    problems += checks.holders_within(namespace, ledger, tiers)
+    problems += checks.holders_within(namespace, ledger, K8S_SLOTS)
     probe_started = time.monotonic()
-    problems += checks.probe_slots(kube, namespace, ledger, tiers)
+    problems += checks.probe_slots(kube, namespace, ledger, K8S_SLOTS)
     print(f"slot probe: {time.monotonic() - probe_started:.0f} s")
     assert not operator.exited(), f"the operator exited:\n{operator.tail()}"
     result.tracebacks = operator.all_logs().count(TRACEBACK) - tracebacks_before

@@ -36,6 +36,7 @@ from tests.chaos.sizes import Size, current_size, scenario_rng
 from tests.chaos.workload import (
     CHAOS_TIERS,
     SLURM,
+    TRACEBACK,
     CancelSchedule,
     Case,
     apply_all,
@@ -53,7 +54,6 @@ pytestmark = [
     pytest.mark.timeout(current_size().test_timeout_s),
 ]
 
-TRACEBACK = "Traceback (most recent call last)"
 TIERS = {SLURM: int(CHAOS_TIERS[SLURM]["maxConcurrentPerOwner"])}
 LOCAL = "chaos-local"
 SSH = "chaos-ssh"

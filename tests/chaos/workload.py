@@ -6,8 +6,10 @@ set at a drawn moment: Cancelled / CancelRequested) and ``timeout`` (runs for ev
 short-runtime tier: TimedOut / DeadlineExceeded). ``mixed_cases`` draws them from a
 seeded RNG; ``k8s_manifest`` and ``slurm_manifest`` build the SimJobs with the
 integration helpers (KWOK is steered through ``spec.podMetadata``; Slurm runs ``sh -c``).
-``CancelSchedule`` patches ``spec.cancel`` when each cancel case is due, whether or not the
-operator is up at that moment.
+``apply_k8s`` applies the Kubernetes cases. ``CancelSchedule`` patches ``spec.cancel``
+when each cancel case is due, whether or not the operator is up at that moment.
+``K8S_SLOTS`` (the Kubernetes tiers' slots per owner) and ``TRACEBACK`` (what the
+scenarios count in the operator's logs) are shared by the scenarios.
 
 The tiers (``CHAOS_TIERS``) are applied by conftest.py. ``chaos-wide`` and ``chaos-short``
 hold the Kubernetes cases; ``chaos-slurm`` the Slurm ones.
@@ -36,6 +38,11 @@ CHAOS_TIERS: dict[str, dict[str, Any]] = {
     # Slurm jobs of one CPU; the local node has 2, so most wait in Slurm (Queued).
     SLURM: {"cpu": "1", "memory": "50Mi", "maxRuntimeSeconds": 900, "maxConcurrentPerOwner": 6},
 }
+
+# The slots per owner of the Kubernetes tiers (checks.holders_within / probe_slots).
+K8S_SLOTS = {tier: int(CHAOS_TIERS[tier]["maxConcurrentPerOwner"]) for tier in (WIDE, SHORT)}
+# What the scenarios count in the operator's logs (none may be new after a fault).
+TRACEBACK = "Traceback (most recent call last)"
 
 EXPECTED: dict[str, tuple[str, str | None]] = {
     "ok": ("Succeeded", None),
@@ -124,6 +131,11 @@ def apply_all(kube: Kube, namespace: str, manifests: list[dict[str, Any]]) -> No
     """kubectl apply in chunks of 50 (one request body per chunk stays small)."""
     for start in range(0, len(manifests), 50):
         kube.apply(*manifests[start : start + 50], namespace=namespace)
+
+
+def apply_k8s(kube: Kube, namespace: str, cases: list[Case]) -> None:
+    """The Kubernetes SimJobs of ``cases`` (``k8s_manifest``), through ``apply_all``."""
+    apply_all(kube, namespace, [k8s_manifest(case) for case in cases])
 
 
 class CancelSchedule:

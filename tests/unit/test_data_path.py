@@ -188,3 +188,43 @@ def test_a_silent_simulation_is_read_ever_less_often() -> None:
         asyncio.run(reader.read_due())
     # 1 + 2 + 4 + 8 + 16 + 32 + 32 ... intervals apart: far fewer than 70 reads.
     assert kube.calls["read_pod_log"] <= 8
+
+
+def test_the_next_read_is_timed_from_the_read_not_from_the_round() -> None:
+    """A round that waits for the rate limit must not make the next read come early:
+    reads of one log (and so its progress writes) stay at least an interval apart."""
+    kube = FakeKube()
+    kube.add_pod(
+        "lab",
+        {
+            "metadata": {"name": "sj-slow-x", "labels": {c.POD_LABEL_CONTROLLER_UID: "job-3"}},
+            "status": {"phase": "Running"},
+        },
+    )
+    kube.logs[("lab", "sj-slow-x")] = 'SIMJOB_PROGRESS {"percent": 5, "message": "a"}\n'
+    now = [0.0]
+    read_at: list[float] = []
+    reader = ProgressReader(
+        kube, lambda key, report: None, reads_per_second=100, clock=lambda: now[0]
+    )
+    inner = kube.read_pod_log
+
+    async def slow_read(*args: Any, **kwargs: Any) -> str | None:
+        read_at.append(now[0])
+        return await inner(*args, **kwargs)
+
+    kube.read_pod_log = slow_read  # type: ignore[method-assign]
+    reader.track(("lab", "slow"), "lab", "job-3", interval=10)
+
+    class LateBucket:  # the round's turn at the rate limit comes 4 s after it started
+        async def acquire(self) -> None:
+            now[0] += 4.0
+
+    reader._bucket = LateBucket()  # type: ignore[assignment]
+    now[0] = 10.0
+    asyncio.run(reader.read_due())  # started at 10, read at 14
+    now[0] = 20.0
+    asyncio.run(reader.read_due())  # 10 s after the round's start, 6 s after the read
+    now[0] = 24.0
+    asyncio.run(reader.read_due())  # due at 24: read at 28
+    assert read_at == [14.0, 28.0]

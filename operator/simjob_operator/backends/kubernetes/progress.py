@@ -96,10 +96,14 @@ class ProgressReader:
         for key, entry in list(self._tracked.items()):
             if entry.due > now or self._tracked.get(key) is not entry:
                 continue
-            # A simulation that never printed a progress line is read less and less often
-            # (up to 32 intervals apart): most of the cost of progress is reading logs.
-            entry.due = now + entry.interval * 2 ** min(entry.silent, SILENT_BACKOFF_STEPS)
+            entry.due = float("inf")  # being read: no other round takes it meanwhile
             await self._bucket.acquire()
+            # Timed from the read itself, not from the round's start (a round waits for the
+            # rate limit): one read, and so at most one status write, per interval. A
+            # simulation that never printed a progress line is read less and less often
+            # (up to 32 intervals apart): most of the cost of progress is reading logs.
+            backoff = 2 ** min(entry.silent, SILENT_BACKOFF_STEPS)
+            entry.due = self._clock() + entry.interval * backoff
             try:
                 report = await self._read(entry)
             except Refused as exc:  # will not heal by itself: say it once, loudly

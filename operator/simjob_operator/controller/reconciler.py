@@ -14,8 +14,8 @@ as a waiting ``Queued`` SimJob when it has a reason) and
 cancels a job whose SimJob went away while it was submitted. It never remembers
 edges: every call starts from what the API server and the backend say now, so a
 restart, a missed event or a duplicate event changes nothing. ``finalize`` is the
-same loop for a SimJob being deleted (the on.delete handler's). A finished SimJob
-is counted in the usage ledger (``controller.accounting``), then is
+same loop for a SimJob being deleted (the on.delete handler's; controller/deletion.py).
+A finished SimJob is counted in the usage ledger (``controller.accounting``), then is
 ``controller.retention``'s: its outputs are removed after the grant's
 outputRetentionSeconds, the object deleted after its ttlSecondsAfterFinished.
 
@@ -36,12 +36,12 @@ from simjob_operator.api.reasons import Reason
 from simjob_operator.api.simjob import BackendRef
 from simjob_operator.backends.base import (
     Backend,
-    BackendUnavailable,
     Rejected,
     RetryAfter,
     Submitted,
 )
 from simjob_operator.controller.accounting import Accounting
+from simjob_operator.controller.deletion import TEMPORARY, Deletion
 from simjob_operator.controller.recorder import Recorder
 from simjob_operator.controller.retention import Expiry
 from simjob_operator.controller.submitter import legacy_grant, record_reference
@@ -77,7 +77,6 @@ from simjob_operator.kube.seam import Conflict, KubeApi, Refused, Unavailable
 
 logger = logging.getLogger("simjob_operator.reconciler")
 AfterSubmit = Callable[[SimJobRecord, BackendRef], None]
-TEMPORARY = (Unavailable, BackendUnavailable)
 
 
 class Reconciler:
@@ -109,6 +108,14 @@ class Reconciler:
         )
         self.accounting = Accounting(  # counts a finished SimJob, then Expiry tends it
             kube=kube, now=now, then=self._expiry.tend, on_stored=recorder.on_stored
+        )
+        self._deletion = Deletion(
+            read=self._read,
+            write=self._write,
+            backend_of=self._backend,
+            accounting=self.accounting,
+            slot_freed=slot_freed,
+            max_conflicts=self._max_conflicts,
         )
         # A test seam: runs right after a backend object was submitted, before its
         # reference is recorded (where a crash is worst). Never set in production.
@@ -152,21 +159,9 @@ class Reconciler:
         return self._timings.stop_poll
 
     async def finalize(self, record: SimJobRecord) -> bool:
-        """The SimJob is being deleted: stop its backend object. True once all is gone."""
-        for _ in range(self._max_conflicts):
-            log = simjob_logger(record)
-            try:
-                return await self._finalize(record, log)
-            except Conflict:
-                log.debug("status changed meanwhile; re-reading")
-            except TEMPORARY as exc:
-                log.warning("deleting: %s; retrying", exc)
-                return False
-            fresh = await self._read(record.key, log)
-            if fresh is None or fresh.uid != record.uid:
-                return True
-            record = fresh
-        return False
+        """The SimJob is being deleted: stop its backend object. True once all is gone
+        (controller/deletion.py)."""
+        return await self._deletion.finalize(record)
 
     async def _read(self, key: Key, log: ObjectLogger | None) -> SimJobRecord | None:
         try:
@@ -371,43 +366,3 @@ class Reconciler:
         )
         log.warning("submit refused (%s): %s", rejection.reason, rejection.message)
         return await self._decide(record, backend, log, observation=failed)
-
-    async def _finalize(self, record: SimJobRecord, log: ObjectLogger) -> bool:
-        backend = self._backend(record)
-        if is_terminal(record.phase):
-            # Nothing runs and the slot is free: ask once, do not wait for pods'
-            # grace periods (the owner reference garbage-collects the rest).
-            # Counted in the usage ledger before the finalizer may go.
-            await self.accounting.account(record, log)
-            await backend.cancel(record)
-            log.info("deleted; removing %s in the background", backend.backend_id(record))
-            return True
-        observation = await backend.observe(record)
-        exists = observation.state != ObservedState.ABSENT
-        verdict = next_phase(
-            record.phase,
-            reason=record.status.reason,
-            cancel=record.cancel,
-            replaced_by=record.replaced_by,
-            admitted=record.admitted or exists,
-            observation=observation,
-            max_runtime_seconds=record.status.effective_max_runtime_seconds,
-            deleted=True,
-        )
-        stored = await self._write(record, verdict, observation, log)
-        if exists or verdict.action == Action.STOP:
-            gone = await backend.cancel(stored)
-            log.info(
-                "deleting: %s %s",
-                backend.backend_id(record),
-                "is gone" if gone else "is being removed",
-            )
-            if not gone:
-                return False
-            if not verdict.terminal:
-                # It went away during this pass: the next pass observes it absent and
-                # records the end (Cancelled, reason Deleted, with its Event).
-                return False
-        await self.accounting.account(stored, log)  # it ended just now: counted first
-        self._slot_freed()
-        return True

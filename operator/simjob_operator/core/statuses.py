@@ -104,36 +104,6 @@ def build_status(
     """The status after ``verdict``. Pure; ``status`` is not modified. A running
     SimJob's usage so far rides along when the status is written anyway (a progress
     or reason change): it never causes a write of its own."""
-    new = _build(
-        status,
-        verdict,
-        now=now,
-        generation=generation,
-        owner=owner,
-        observation=observation,
-        grant=grant,
-        backend_ref=backend_ref,
-        workspace=workspace,
-        progress=progress,
-    )
-    if new.phase == Phase.RUNNING.value and new.start_time is not None and new != status:
-        new.usage = _usage(new, now)
-    return new
-
-
-def _build(
-    status: SimJobStatus,
-    verdict: Verdict,
-    *,
-    now: datetime,
-    generation: int,
-    owner: str | None = None,
-    observation: Observation | None = None,
-    grant: Grant | None = None,
-    backend_ref: BackendRef | None = None,
-    workspace: WorkspaceStatus | None = None,
-    progress: ProgressReport | None = None,
-) -> SimJobStatus:
     new = status.model_copy(deep=True)
     old_phase = Phase(status.phase) if status.phase else None
     phase = verdict.phase
@@ -148,7 +118,8 @@ def _build(
             percent=progress.percent, message=progress.message, update_time=format_time(now)
         )
     if not verdict.conditions and phase == (old_phase or Phase.PENDING):
-        return new  # nothing decided (e.g. waiting for admission or an observation)
+        # Nothing decided (e.g. waiting for admission or an observation).
+        return _with_usage_so_far(new, status, now)
     if phase == Phase.SUCCEEDED and new.progress is not None:
         new.progress = new.progress.model_copy(update={"percent": 100.0})
 
@@ -191,6 +162,13 @@ def _build(
             wall = new.usage.wall_seconds
             new.usage.gpu_seconds = round(wall * gpus, 3)
             new.usage.memory_gib_seconds = round(wall * gib, 3)
+    return _with_usage_so_far(new, status, now)
+
+
+def _with_usage_so_far(new: SimJobStatus, old: SimJobStatus, now: datetime) -> SimJobStatus:
+    """A Running status that is written anyway carries the usage so far."""
+    if new.phase == Phase.RUNNING.value and new.start_time is not None and new != old:
+        new.usage = _usage(new, now)
     return new
 
 

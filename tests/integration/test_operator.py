@@ -201,8 +201,15 @@ def test_cancel_while_running(kube: Kube, namespace: str) -> None:
 
 def test_cancel_on_finished_changes_nothing(kube: Kube, namespace: str) -> None:
     kube.apply(simjob("done"), namespace=namespace)
-    before = kube.wait_phase(namespace, "done", {"Succeeded", "Failed"})
-    assert before["phase"] == "Succeeded"
+    ended = kube.wait_phase(namespace, "done", {"Succeeded", "Failed"})
+    assert ended["phase"] == "Succeeded"
+    # The end's last write is the usage ledger's marker (status.accountedIn, written
+    # right after the phase): from then on nothing may move.
+    before = wait_for(
+        lambda: (s := kube.status(namespace, "done")).get("accountedIn") and s,
+        timeout=30,
+        what="the finished SimJob to be counted in the usage ledger",
+    )
     kube.patch_simjob(namespace, "done", {"spec": {"cancel": True}})
     generation = kube.simjob(namespace, "done")["metadata"]["generation"]
     assert generation == 2
